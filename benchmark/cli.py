@@ -1,0 +1,150 @@
+"""The ``alb`` command line: argument parsing only; the work lives in the modules it calls."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmark import __version__
+from benchmark.errors import AlbError
+
+DEFAULT_RESULTS = Path("results")
+SUITES_DIR = Path("suites")
+EXIT_FAILED_CELLS = 1
+EXIT_USAGE = 2
+
+
+def _add_suite_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("suite", type=Path, help="suite file, e.g. suites/quickstart.yaml")
+    p.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
+                   help="results folder (default: results/); the suite's cells go to RESULTS/<suite name>/")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="alb", description="alb: reproducible deep active learning benchmark")
+    parser.add_argument("--version", action="version", version=f"alb {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run every unfinished cell of a suite (resumable)")
+    _add_suite_args(run)
+    run.add_argument("--data-dir", type=Path, default=None,
+                     help="where datasets are downloaded / looked for (default: $ALB_DATA or ./data)")
+    run.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
+    run.add_argument("--force", action="store_true", help="recompute cells that are already finished")
+    run.add_argument("--dry-run", action="store_true", help="list the cells that would run, run nothing")
+    run.add_argument("--quiet", action="store_true", help="plain log lines instead of a live display")
+
+    status = sub.add_parser("status", help="list each cell of a suite as done / running / failed / pending")
+    _add_suite_args(status)
+
+    lister = sub.add_parser("list", help="show what is registered")
+    lister.add_argument("what", choices=["strategies", "backbones", "datasets", "suites"])
+    lister.add_argument("--details", action="store_true", help="show descriptions and facts")
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.data.loading import resolve_data_dir
+    from benchmark.runner import run_suite
+    from benchmark.store import SuiteStore
+    from benchmark.suite import load_suite
+
+    suite = load_suite(args.suite)
+    store = SuiteStore(args.results, suite.name)
+    if args.dry_run:
+        todo = [c for c in suite.cells if args.force or not store.is_done(c.id)]
+        print(f"suite '{suite.name}': {len(suite.cells)} cells, {len(todo)} to run -> {store.dir}")
+        for cell in todo:
+            b = cell.config.budget
+            print(f"  {cell.id}  {cell.label()}  ({cell.config.dataset}/{cell.config.backbone}, "
+                  f"{b.initial}+{b.rounds}x{b.query} labels, {cell.config.training.epochs} epochs)")
+        return 0
+
+    from functools import partial
+
+    from benchmark.progress import make_reporter
+
+    outcome = run_suite(suite, store, args.device, resolve_data_dir(args.data_dir), force=args.force,
+                        reporter_factory=partial(make_reporter, quiet=args.quiet))
+    print(f"suite '{suite.name}': {outcome.done} run, {outcome.cached} cached, {outcome.failed} failed, "
+          f"{outcome.busy} running elsewhere ({len(suite.cells)} cells) -> {store.dir}")
+    if outcome.failed:
+        print(f"{outcome.failed} cell(s) failed; tracebacks: {store.dir}/*.failed.log. "
+              "Rerun to retry them.", file=sys.stderr)
+        return EXIT_FAILED_CELLS
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from benchmark.claims import is_stale
+    from benchmark.store import SuiteStore
+    from benchmark.suite import load_suite
+
+    suite = load_suite(args.suite)
+    store = SuiteStore(args.results, suite.name)
+    counts: dict[str, int] = {}
+    for cell in suite.cells:
+        claim = store.claims_dir / f"{cell.id}.json"
+        if store.is_done(cell.id):
+            state = "done"
+        elif claim.exists() and not is_stale(claim):
+            state = "running"
+        elif store.failed_path(cell.id).exists():
+            state = "failed"
+        elif store.progress_path(cell.id).exists():
+            state = "pending (partly done, resumes)"
+        else:
+            state = "pending"
+        counts[state.split()[0]] = counts.get(state.split()[0], 0) + 1
+        print(f"{cell.id}  {state:<30}  {cell.label()}")
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    print(f"suite '{suite.name}': {len(suite.cells)} cells: {summary}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "suites":
+        for path in sorted(SUITES_DIR.glob("*.yaml")):
+            if args.details:
+                from benchmark.suite import load_suite
+
+                suite = load_suite(path)
+                print(f"{path}  {len(suite.cells)} cells  {suite.description.strip()}")
+            else:
+                print(path)
+        return 0
+    from benchmark.data import DATASETS
+    from benchmark.models import BACKBONES
+    from benchmark.strategies import STRATEGIES
+
+    registry = {"strategies": STRATEGIES, "backbones": BACKBONES, "datasets": DATASETS}[args.what]
+    width = max(len(name) for name in registry.names())
+    for entry in registry:
+        if args.details:
+            facts = ", ".join(f"{k}={v}" for k, v in entry.info.items())
+            print(f"{entry.name:<{width}}  {entry.summary}\n{'':<{width}}  [{facts}]")
+        else:
+            print(entry.name)
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "status": cmd_status, "list": cmd_list}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except AlbError as exc:
+        print(f"alb: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("alb: interrupted; progress up to the last finished round is saved, rerun to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

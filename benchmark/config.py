@@ -1,0 +1,180 @@
+"""The fully resolved configuration of one cell, validated with pydantic.
+
+Every model forbids unknown keys and is strict about types, so a typo in a
+suite file is an error, never a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from benchmark.data import DATASETS
+from benchmark.models import BACKBONES
+from benchmark.strategies import STRATEGIES, phase_strategies, plain_strategy_names
+
+# Bump when the meaning of a configuration changes (e.g. the trainer's recipe),
+# so that old results are not mistaken for new ones.
+PROTOCOL_VERSION = 1
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class OptimizerConfig(StrictModel):
+    name: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (ignored by adam)")
+    weight_decay: float = Field(5e-4, ge=0)
+    nesterov: bool = False
+
+
+class ScheduleConfig(StrictModel):
+    name: Literal["constant", "multistep", "cosine"] = "constant"
+    milestones: list[int] = Field(default_factory=list, description="epochs where lr *= gamma")
+    gamma: float = Field(0.1, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _milestones(self) -> ScheduleConfig:
+        if self.name == "multistep" and not self.milestones:
+            raise ValueError("schedule 'multistep' needs a non-empty list 'milestones', e.g. [160]")
+        if any(m <= 0 for m in self.milestones) or self.milestones != sorted(set(self.milestones)):
+            raise ValueError(f"milestones must be positive and strictly increasing, got {self.milestones}")
+        return self
+
+
+class TrainingConfig(StrictModel):
+    epochs: int = Field(200, gt=0)
+    batch_size: int = Field(128, gt=0)
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    augmentation: Literal["none", "standard"] = Field(
+        "standard", description="standard: random crop with padding (+ horizontal flip where the "
+        "dataset allows it), on tensors on the training device")
+    start: Literal["warm", "cold"] = Field(
+        "warm", description="warm: continue from the previous round's weights; cold: fresh init")
+
+
+class BudgetConfig(StrictModel):
+    initial: int = Field(gt=0, description="size of the initial labeled set")
+    query: int = Field(gt=0, description="samples labeled per round")
+    rounds: int = Field(ge=0, description="number of query rounds after the initial one")
+
+    @property
+    def total(self) -> int:
+        return self.initial + self.rounds * self.query
+
+
+class CellConfig(StrictModel):
+    dataset: str
+    backbone: str
+    strategy: str
+    initial_strategy: str | None = Field(
+        None, description="strategy that picks the initial set with the randomly initialised "
+        "network; default 'random', or the schedule's own for hclc/lchc/rhc/rlc")
+    seed: int = Field(0, ge=0)
+    budget: BudgetConfig
+    training: TrainingConfig = TrainingConfig()
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, v: str) -> str:
+        if v not in DATASETS:
+            raise ValueError(DATASETS.unknown_message(v))
+        return v
+
+    @field_validator("backbone")
+    @classmethod
+    def _backbone(cls, v: str) -> str:
+        if v not in BACKBONES:
+            raise ValueError(BACKBONES.unknown_message(v))
+        return v
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, v: str) -> str:
+        if v not in STRATEGIES:
+            raise ValueError(STRATEGIES.unknown_message(v))
+        return v
+
+    @field_validator("initial_strategy")
+    @classmethod
+    def _initial_strategy(cls, v: str | None) -> str | None:
+        plain = plain_strategy_names()
+        if v is not None and v not in plain:
+            from benchmark.registry import did_you_mean
+
+            raise ValueError(f"unknown initial strategy '{v}'. Allowed: {', '.join(plain)}."
+                             f"{did_you_mean(v, plain)}")
+        return v
+
+    @model_validator(mode="after")
+    def _resolve(self) -> CellConfig:
+        dataset = DATASETS.entry(self.dataset).info
+        pool = dataset["n_train"]
+        if self.budget.total > pool:
+            raise ValueError(
+                f"budget: initial + rounds x query = {self.budget.initial} + {self.budget.rounds} x "
+                f"{self.budget.query} = {self.budget.total} labels, but dataset '{self.dataset}' has "
+                f"only {pool} training images; lower budget.rounds or budget.query")
+        min_size = BACKBONES.entry(self.backbone).info["min_image_size"]
+        if dataset["image_size"] < min_size:
+            raise ValueError(f"backbone '{self.backbone}' needs images of at least {min_size}px, "
+                             f"dataset '{self.dataset}' has {dataset['image_size']}px")
+        initial, _ = phase_strategies(self.strategy, self.initial_strategy)
+        if self.initial_strategy not in (None, initial):
+            raise ValueError(f"strategy '{self.strategy}' is a schedule whose initial strategy is "
+                             f"'{initial}'; remove initial_strategy '{self.initial_strategy}'")
+        if self.initial_strategy is None:
+            return self.model_copy(update={"initial_strategy": initial})
+        return self
+
+    def canonical(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def cell_id(self) -> str:
+        """Content address: the same resolved configuration always gets the same id."""
+        payload = json.dumps({"protocol": PROTOCOL_VERSION, "config": self.canonical()},
+                             sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def config_keys(model: type[BaseModel] = CellConfig, prefix: str = "") -> list[str]:
+    """Every dotted key a cell accepts, including the intermediate ones ('training')."""
+    keys: list[str] = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}{name}"
+        keys.append(path)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.extend(config_keys(annotation, f"{path}."))
+    return keys
+
+
+def model_at(path: tuple[str | int, ...], model: type[BaseModel] = CellConfig) -> type[BaseModel] | None:
+    """The pydantic model class found by following ``path`` from ``model``."""
+    for part in path:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        annotation = field.annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model

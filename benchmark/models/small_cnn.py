@@ -1,0 +1,31 @@
+"""A small CNN for 8x8 to 28x28 inputs, the quickstart's backbone."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from benchmark.models.base import Backbone
+
+
+def _conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                         nn.ReLU(inplace=True))
+
+
+class SmallCNN(Backbone):
+    def __init__(self, num_classes: int, in_channels: int = 1, width: int = 32) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv_bn_relu(in_channels, width),
+            _conv_bn_relu(width, 2 * width),
+            nn.MaxPool2d(2),
+            _conv_bn_relu(2 * width, 4 * width),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+        self.embedding_dim = 4 * width
+        self.head = nn.Linear(self.embedding_dim, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)

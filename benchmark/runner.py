@@ -1,0 +1,220 @@
+"""The active-learning loop of one cell, with a checkpoint after every round.
+
+Round r trains on the labeled set L_r, evaluates on the test split and, unless
+it is the last round, selects the batch that forms L_{r+1}. L_0 is chosen by the
+cell's initial strategy, applied to the randomly initialised network. Row r
+records the samples that joined in round r (``selected``) and how long choosing
+them took (``query_seconds``).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.data import DATASETS
+from benchmark.errors import AlbError
+from benchmark.seeding import derive_seed, numpy_rng
+from benchmark.store import SuiteStore, atomic_write, now_iso, provenance
+from benchmark.strategies import STRATEGIES, phase_strategies
+from benchmark.suite import Cell, Suite
+
+CHECKPOINT_VERSION = 1
+
+
+class CellEvents:
+    """Callbacks the runner uses to report progress (see progress.py)."""
+
+    def round_started(self, round_index: int, rounds: int) -> None: ...
+    def epoch_finished(self, epoch: int, epochs: int, loss: float) -> None: ...
+    def round_finished(self, row: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class CellContext:
+    """What the runner needs besides the cell: where to store, which device, the data."""
+
+    store: SuiteStore
+    device: str
+    data_dir: Path
+
+
+def pick_device(requested: str | None) -> str:
+    import torch
+
+    if requested in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise AlbError(f"--device {requested} was requested but CUDA is not available; use --device cpu")
+    return requested
+
+
+def _save_progress(path: Path, state: dict[str, Any]) -> None:
+    import torch
+
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def _load_progress(path: Path, cell_id: str) -> dict[str, Any] | None:
+    import torch
+
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("version") != CHECKPOINT_VERSION or state.get("cell_id") != cell_id:
+        return None
+    return state
+
+
+def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> list[dict[str, Any]]:
+    """Run (or resume) one cell and return its rows; writes a checkpoint after every round."""
+    import torch
+
+    from benchmark.data.loading import load_dataset
+    from benchmark.models.base import build_backbone
+    from benchmark.strategies.base import SelectionContext
+    from benchmark.training.augment import Normalizer
+    from benchmark.training.trainer import AugmentationSpec, evaluate, predict_logits, train
+
+    events = events or CellEvents()
+    cfg = cell.config
+    device = torch.device(ctx.device)
+    data = load_dataset(cfg.dataset, ctx.data_dir)
+    info = DATASETS.entry(cfg.dataset).info
+    augmentation = AugmentationSpec(info["crop_padding"], info["hflip"])
+    normalize = Normalizer(data.mean, data.std, device)
+    train_x, train_y = data.train_x.to(device), data.train_y.to(device)
+    test_x, test_y = data.test_x.to(device), data.test_y.to(device)
+    pool_size = train_x.shape[0]
+    initial_name, round_name = phase_strategies(cfg.strategy, cfg.initial_strategy)
+
+    def fresh_model(round_index: int) -> torch.nn.Module:
+        torch.manual_seed(derive_seed(cfg.seed, round_index, "init"))
+        return build_backbone(cfg.backbone, data.num_classes, data.channels).to(device)
+
+    def select(strategy_name: str, model: torch.nn.Module, labeled: np.ndarray, budget: int,
+               round_index: int) -> tuple[np.ndarray, float]:
+        start = time.perf_counter()
+        unlabeled = np.setdiff1d(np.arange(pool_size), labeled, assume_unique=True)
+
+        def probs() -> np.ndarray:
+            logits = predict_logits(model, train_x[torch.as_tensor(unlabeled, device=device)], normalize)
+            return torch.softmax(logits.float(), dim=1).cpu().numpy()
+
+        strategy = STRATEGIES.get(strategy_name)()
+        sel_ctx = SelectionContext(unlabeled, labeled, numpy_rng(cfg.seed, round_index, "select"), probs)
+        chosen = np.asarray(strategy.select(sel_ctx, budget), dtype=np.int64)
+        if len(np.unique(chosen)) != len(chosen) or np.isin(chosen, labeled).any():
+            raise RuntimeError(f"strategy '{strategy_name}' returned duplicate or labeled indices")
+        return chosen, time.perf_counter() - start
+
+    progress_path = ctx.store.progress_path(cell.id)
+    state = _load_progress(progress_path, cell.id)
+    weights: dict[str, torch.Tensor] | None
+    if state is None:
+        model = fresh_model(0)
+        pending, pending_seconds = select(initial_name, model, np.empty(0, np.int64),
+                                          cfg.budget.initial, 0)
+        labeled = pending
+        rows: list[dict[str, Any]] = []
+        start_round, weights = 0, None
+    else:
+        rows = state["rows"]
+        labeled = state["labeled"].numpy()
+        pending, pending_seconds = state["pending"].numpy(), state["pending_seconds"]
+        start_round, weights = state["next_round"], state["weights"]
+        ctx.store.log_event("cell_resumed", cell_id=cell.id, round=start_round)
+
+    rounds = cfg.budget.rounds
+    for r in range(start_round, rounds + 1):
+        events.round_started(r, rounds)
+        model = fresh_model(r if cfg.training.start == "cold" else 0)
+        if cfg.training.start == "warm" and weights is not None:
+            model.load_state_dict(weights)
+        generator = torch.Generator(device=device)
+        generator.manual_seed(derive_seed(cfg.seed, r, "train"))
+        torch.manual_seed(derive_seed(cfg.seed, r, "train"))
+        idx = torch.as_tensor(labeled, device=device)
+        result = train(model, train_x[idx], train_y[idx], cfg.training, normalize, augmentation,
+                       generator, events.epoch_finished)
+        metrics = evaluate(model, test_x, test_y, normalize, data.num_classes)
+        row = {"round": r, "n_labeled": len(labeled), **metrics, "train_loss": result.final_loss,
+               "train_seconds": result.seconds, "query_seconds": pending_seconds,
+               "selected": pending.tolist(), "finished_at": now_iso()}
+        rows.append(row)
+        if r < rounds:
+            pending, pending_seconds = select(round_name, model, labeled, cfg.budget.query, r + 1)
+            labeled = np.concatenate([labeled, pending])
+        weights = ({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                   if cfg.training.start == "warm" else None)
+        _save_progress(progress_path, {
+            "version": CHECKPOINT_VERSION, "cell_id": cell.id, "next_round": r + 1, "rows": rows,
+            "labeled": torch.as_tensor(labeled), "pending": torch.as_tensor(pending),
+            "pending_seconds": pending_seconds, "weights": weights})
+        ctx.store.log_event("round_finished", cell_id=cell.id, round=r)
+        events.round_finished(row)
+    return rows
+
+
+@dataclass
+class SuiteOutcome:
+    done: int = 0
+    cached: int = 0
+    failed: int = 0
+    busy: int = 0  # held by another live process
+
+
+def run_suite(suite: Suite, store: SuiteStore, device: str | None, data_dir: Path,
+              force: bool = False, reporter_factory: Callable[..., Any] | None = None) -> SuiteOutcome:
+    """Run every cell not yet finished; a failing cell is recorded and the others go on."""
+    from benchmark.claims import try_claim
+    from benchmark.progress import make_reporter
+
+    outcome = SuiteOutcome()
+    todo = [c for c in suite.cells if force or not store.is_done(c.id)]
+    outcome.cached = len(suite.cells) - len(todo)
+    if not todo:
+        return outcome
+    ctx = CellContext(store, pick_device(device), data_dir)
+    meta = provenance(ctx.device)
+    reporter = (reporter_factory or make_reporter)(total=len(suite.cells), cached=outcome.cached)
+    with reporter:
+        for cell in todo:
+            claim, took_over = try_claim(store.claims_dir, cell.id)
+            if claim is None:
+                outcome.busy += 1
+                reporter.skipped(cell, "running in another process")
+                continue
+            with claim:
+                if took_over:
+                    store.log_event("claim_taken_over", cell_id=cell.id)
+                if force:
+                    store.clear(cell.id)
+                elif store.is_done(cell.id):  # finished elsewhere after our first look
+                    outcome.cached += 1
+                    reporter.skipped(cell, "finished in another process")
+                    continue
+                store.log_event("cell_started", cell_id=cell.id)
+                started = time.perf_counter()
+                try:
+                    rows = run_cell(cell, ctx, reporter.cell_events(cell, cfg_rounds=cell.config.budget.rounds))
+                    store.write_result(cell.id, cell.config.canonical(), suite.axes, rows, meta)
+                except Exception as exc:
+                    outcome.failed += 1
+                    store.write_failure(cell.id, f"cell {cell.id} ({cell.label()}) failed at {now_iso()}\n"
+                                        f"{traceback.format_exc()}")
+                    store.log_event("cell_failed", cell_id=cell.id, error=f"{type(exc).__name__}: {exc}")
+                    reporter.cell_failed(cell, exc, store.failed_path(cell.id))
+                    continue
+                store.failed_path(cell.id).unlink(missing_ok=True)
+                store.progress_path(cell.id).unlink(missing_ok=True)
+                store.log_event("cell_finished", cell_id=cell.id)
+                outcome.done += 1
+                reporter.cell_finished(cell, rows, time.perf_counter() - started)
+    return outcome

@@ -1,0 +1,59 @@
+"""What every strategy receives and returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class SelectionContext:
+    """Everything a strategy may ask for in one round; each input is computed once.
+
+    ``unlabeled`` and ``labeled`` hold pool indices. ``probs_fn`` returns the
+    softmax outputs of the current model on ``unlabeled`` (rows aligned with
+    it), computed in eval mode without augmentation.
+    """
+
+    unlabeled: np.ndarray
+    labeled: np.ndarray
+    rng: np.random.Generator
+    probs_fn: Callable[[], np.ndarray] | None = None
+    _probs: np.ndarray | None = field(default=None, repr=False)
+
+    def probs(self) -> np.ndarray:
+        if self._probs is None:
+            if self.probs_fn is None:
+                raise RuntimeError("this selection context has no model to compute probabilities")
+            self._probs = self.probs_fn()
+            if self._probs.shape[0] != len(self.unlabeled):
+                raise RuntimeError("probabilities are not aligned with the unlabeled pool")
+        return self._probs
+
+
+class Strategy:
+    """A registered strategy: a thin wrapper over a pure selection function."""
+
+    name: str = ""
+    needs: tuple[str, ...] = ()
+
+    def select(self, ctx: SelectionContext, budget: int) -> np.ndarray:
+        """Return ``min(budget, len(ctx.unlabeled))`` distinct pool indices from ``ctx.unlabeled``."""
+        raise NotImplementedError
+
+
+class Schedule:
+    """Placeholder target for schedule entries; schedules are resolved by
+    :func:`benchmark.strategies.phase_strategies` and never instantiated."""
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest scores; ties go to the earlier position."""
+    k = min(k, scores.shape[0])
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    # a stable sort makes ties deterministic: the earlier pool position wins
+    order = np.argsort(-scores, kind="stable")
+    return order[:k].astype(np.int64)

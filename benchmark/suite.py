@@ -1,0 +1,245 @@
+"""Suite files: YAML with ``defaults`` + ``matrix`` + ``include``/``exclude`` -> validated cells.
+
+``matrix`` maps any dotted key (``strategy``, ``training.start``) to a list of
+values; the cells are the cartesian product merged over ``defaults``. Dict
+values merge into the defaults' subtree. ``include`` adds extra cells (each
+merged over ``defaults``); ``exclude`` drops the cells whose values match every
+key of an entry (an entry that matches nothing is an error: it is a typo).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from benchmark.config import CellConfig, config_keys, flatten, model_at
+from benchmark.errors import ConfigError
+from benchmark.registry import did_you_mean
+
+MAX_ERRORS_SHOWN = 12
+
+
+class SuiteFile(BaseModel):
+    """The top level of a suite file."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$",
+                             description="results go to RESULTS/<name>/; default: the file's stem")
+    description: str = ""
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    matrix: dict[str, list[Any]] = Field(default_factory=dict)
+    include: list[dict[str, Any]] = Field(default_factory=list)
+    exclude: list[dict[str, Any]] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the suite: a resolved configuration and its content address."""
+
+    id: str
+    config: CellConfig
+    axes: dict[str, Any]
+
+    def label(self) -> str:
+        shown = self.axes or {"strategy": self.config.strategy, "seed": self.config.seed}
+        return " ".join(f"{k}={v}" for k, v in shown.items())
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: Path
+    description: str
+    cells: list[Cell]
+    axes: list[str]
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    if isinstance(value, dict) and isinstance(node.get(leaf), dict):
+        for key, sub in flatten(value).items():
+            _set_dotted(node[leaf], key, sub)
+    else:
+        node[leaf] = copy.deepcopy(value)
+
+
+def _merge(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    tree = copy.deepcopy(defaults)
+    for key, value in overrides.items():
+        _set_dotted(tree, key, value)
+    return tree
+
+
+def _line_of(root: yaml.Node | None, path: list[str | int]) -> int | None:
+    """1-based line of the YAML node at ``path`` (mapping keys / sequence positions)."""
+    node = root
+    line = None
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if match is None:
+                return line
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+class _Errors:
+    """Collects validation problems across cells; one ConfigError lists them all."""
+
+    def __init__(self, path: Path, root: yaml.Node | None) -> None:
+        self.path, self.root, self.messages = path, root, []
+
+    def add(self, message: str, *yaml_paths: list[str | int]) -> None:
+        line = next((ln for p in yaml_paths if (ln := _line_of(self.root, p)) is not None), None)
+        where = f"{self.path}:{line}" if line else f"{self.path}"
+        text = f"{where}: {message}"
+        if text not in self.messages:
+            self.messages.append(text)
+
+    def raise_if_any(self) -> None:
+        if self.messages:
+            shown = self.messages[:MAX_ERRORS_SHOWN]
+            more = len(self.messages) - len(shown)
+            tail = f"\n  ... and {more} more" if more > 0 else ""
+            raise ConfigError("invalid suite:\n  " + "\n  ".join(shown) + tail)
+
+
+def _describe_pydantic_error(err: dict[str, Any], model: type[BaseModel] = CellConfig) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    key = ".".join(str(p) for p in loc) or "(cell)"
+    if err["type"] == "extra_forbidden":
+        parent = model_at(loc[:-1], model)
+        allowed = sorted(parent.model_fields) if parent else []
+        return (f"unknown key '{key}'. Allowed keys here: {', '.join(allowed)}."
+                f"{did_you_mean(str(loc[-1]), allowed)}")
+    if err["type"] == "missing":
+        return f"missing required key '{key}'"
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "literal_error" and isinstance(err.get("input"), str):
+        allowed = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
+        message += did_you_mean(err["input"], allowed)
+    shown_input = "" if err["type"] == "value_error" else f" (got {err.get('input')!r})"
+    return f"key '{key}': {message}{shown_input}"
+
+
+def _check_keys(where: str, keys: list[str], valid: list[str], errors: _Errors,
+                yaml_path: list[str | int]) -> bool:
+    ok = True
+    for key in keys:
+        if key not in valid:
+            ok = False
+            leaves = [v for v in valid if v.count(".") == key.count(".")]
+            errors.add(f"{where}: unknown key '{key}'. Allowed: {', '.join(leaves)}."
+                       f"{did_you_mean(key, valid)}", [*yaml_path, key], yaml_path)
+    return ok
+
+
+def _matches(cell_flat: dict[str, Any], pattern: dict[str, Any]) -> bool:
+    return all(cell_flat.get(k, _MISSING) == v for k, v in flatten(pattern).items())
+
+
+_MISSING = object()
+
+
+def parse_suite(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
+    """Validate a parsed suite document and expand it into cells."""
+    errors = _Errors(path, root)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a suite file must be a YAML mapping with keys "
+                          "name, description, defaults, matrix, include, exclude")
+    try:
+        suite_file = SuiteFile.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            errors.add(_describe_pydantic_error(err, SuiteFile), list(err["loc"]))
+        errors.raise_if_any()
+        raise AssertionError("unreachable") from exc
+
+    valid = config_keys()
+    _check_keys("defaults", list(flatten(suite_file.defaults)), valid, errors, ["defaults"])
+    _check_keys("matrix", list(suite_file.matrix), valid, errors, ["matrix"])
+    for name, values in suite_file.matrix.items():
+        if not values:
+            errors.add(f"matrix: axis '{name}' has no values; give at least one", ["matrix", name])
+    for i, entry in enumerate(suite_file.include):
+        _check_keys(f"include[{i}]", list(flatten(entry)), valid, errors, ["include", i])
+    for i, entry in enumerate(suite_file.exclude):
+        _check_keys(f"exclude[{i}]", list(flatten(entry)), valid, errors, ["exclude", i])
+    errors.raise_if_any()
+
+    axis_names = list(suite_file.matrix)
+    candidates: list[tuple[dict[str, Any], dict[str, Any], list[str | int]]] = []
+    for combo in itertools.product(*suite_file.matrix.values()):
+        axes = dict(zip(axis_names, combo, strict=True))
+        candidates.append((_merge(suite_file.defaults, axes), axes, []))
+    excluded_hits = [0] * len(suite_file.exclude)
+    kept = []
+    for tree, axes, origin in candidates:
+        hit = [i for i, pat in enumerate(suite_file.exclude) if _matches(flatten(tree), pat)]
+        for i in hit:
+            excluded_hits[i] += 1
+        if not hit:
+            kept.append((tree, axes, origin))
+    for i, hits in enumerate(excluded_hits):
+        if hits == 0:
+            errors.add(f"exclude[{i}] {suite_file.exclude[i]} matches no cell of the matrix",
+                       ["exclude", i])
+    for i, entry in enumerate(suite_file.include):
+        kept.append((_merge(suite_file.defaults, entry), flatten(entry), ["include", i]))
+
+    cells: dict[str, Cell] = {}
+    for tree, axes, origin in kept:
+        try:
+            config = CellConfig.model_validate(tree)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = [str(p) for p in err["loc"]]
+                axis_paths = [["matrix", a] for a in axes if ".".join(loc).startswith(a)]
+                where = f"cell {{{', '.join(f'{k}: {v}' for k, v in axes.items())}}}: " if axes else ""
+                yaml_paths = [[*origin, *loc]] if origin else []
+                yaml_paths += [*axis_paths, ["defaults", *loc], ["defaults"]]
+                errors.add(where + _describe_pydantic_error(err), *yaml_paths)
+            continue
+        cell = Cell(config.cell_id(), config, axes)
+        cells.setdefault(cell.id, cell)
+    errors.raise_if_any()
+    if not cells:
+        raise ConfigError(f"{path}: the suite has no cells; give 'defaults' and a 'matrix'")
+    return Suite(suite_file.name or path.stem, path, suite_file.description, list(cells.values()),
+                 axis_names)
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read, validate and expand a suite file; every problem becomes one ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        nearby = sorted(p.name for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
+        hint = f" Suites in {path.parent}: {', '.join(nearby)}." if nearby else ""
+        raise ConfigError(f"suite file not found: {path}.{hint}")
+    text = path.read_text()
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_suite(data, path, root)

@@ -1,0 +1,1 @@
+"""Training: on-device augmentation, the trainer, evaluation and pool scoring."""

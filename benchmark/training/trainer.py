@@ -1,0 +1,114 @@
+"""Train a backbone on the labeled set with the cell's recipe; evaluate and score the pool."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from benchmark.config import OptimizerConfig, ScheduleConfig, TrainingConfig
+from benchmark.errors import NonFiniteLossError
+from benchmark.training.augment import Normalizer, random_crop, random_hflip
+
+EVAL_BATCH_SIZE = 1024
+EpochCallback = Callable[[int, int, float], None]
+
+
+@dataclass(frozen=True)
+class AugmentationSpec:
+    """The dataset's standard augmentation (crop padding, whether flips preserve labels)."""
+
+    crop_padding: int
+    hflip: bool
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    final_loss: float
+    seconds: float
+
+
+def make_optimizer(model: nn.Module, cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    if cfg.name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig,
+                   epochs: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """Stepped once per epoch."""
+    if cfg.name == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, cfg.milestones, gamma=cfg.gamma)
+    if cfg.name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    return None
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> list[torch.Tensor]:
+    order = torch.randperm(n, generator=generator, device=device)
+    batches = list(order.split(batch_size))
+    # batch norm cannot train on a single sample: fold a trailing singleton into the previous batch
+    if len(batches) > 1 and batches[-1].numel() == 1:
+        batches[-2] = torch.cat([batches[-2], batches.pop()])
+    return batches
+
+
+def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: TrainingConfig,
+          normalize: Normalizer, augmentation: AugmentationSpec, generator: torch.Generator,
+          on_epoch: EpochCallback | None = None) -> TrainResult:
+    """Supervised training on (images, labels), both already on the model's device."""
+    start = time.perf_counter()
+    optimizer = make_optimizer(model, cfg.optimizer)
+    scheduler = make_scheduler(optimizer, cfg.schedule, cfg.epochs)
+    augment = cfg.augmentation == "standard"
+    n = images.shape[0]
+    mean_loss = float("nan")
+    model.train()
+    for epoch in range(cfg.epochs):
+        loss_sum = torch.zeros((), device=images.device)
+        for idx in _batches(n, cfg.batch_size, generator, images.device):
+            x = images[idx]
+            if augment:
+                x = random_crop(x, augmentation.crop_padding, generator)
+                if augmentation.hflip:
+                    x = random_hflip(x, generator)
+            loss = F.cross_entropy(model(normalize(x)), labels[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * idx.numel()
+        if scheduler is not None:
+            scheduler.step()
+        mean_loss = float(loss_sum) / n  # one device sync per epoch
+        if not math.isfinite(mean_loss):
+            raise NonFiniteLossError(f"training loss became {mean_loss} in epoch {epoch + 1}; "
+                                     "lower training.optimizer.lr or check the data")
+        if on_epoch is not None:
+            on_epoch(epoch + 1, cfg.epochs, mean_loss)
+    return TrainResult(final_loss=mean_loss, seconds=time.perf_counter() - start)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: torch.Tensor, normalize: Normalizer,
+                   batch_size: int = EVAL_BATCH_SIZE) -> torch.Tensor:
+    """Logits in eval mode, no augmentation, no gradients."""
+    model.eval()
+    return torch.cat([model(normalize(chunk)) for chunk in images.split(batch_size)])
+
+
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, normalize: Normalizer,
+             num_classes: int) -> dict[str, float]:
+    """Test accuracy (a fraction) and macro-F1."""
+    from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
+
+    preds = predict_logits(model, images, normalize).argmax(dim=1)
+    return {
+        "accuracy": float(multiclass_accuracy(preds, labels, num_classes, average="micro")),
+        "macro_f1": float(multiclass_f1_score(preds, labels, num_classes, average="macro")),
+    }
