@@ -215,7 +215,9 @@ def parse_suite(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
             for err in exc.errors():
                 loc = [str(p) for p in err["loc"]]
                 axis_paths = [["matrix", a] for a in axes if ".".join(loc).startswith(a)]
-                where = f"cell {{{', '.join(f'{k}: {v}' for k, v in axes.items())}}}: " if axes else ""
+                # name the cell only where the problem comes from its own values
+                blame = bool(axis_paths or origin)
+                where = f"cell {{{', '.join(f'{k}: {v}' for k, v in axes.items())}}}: " if blame else ""
                 yaml_paths = [[*origin, *loc]] if origin else []
                 yaml_paths += [*axis_paths, ["defaults", *loc], ["defaults"]]
                 errors.add(where + _describe_pydantic_error(err), *yaml_paths)

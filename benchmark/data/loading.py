@@ -5,9 +5,12 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benchmark.data import DATASETS
-from benchmark.data.base import ImageDataset
+
+if TYPE_CHECKING:  # torch is imported only when data is really loaded
+    from benchmark.data.base import ImageDataset
 
 DEFAULT_DATA_DIR = Path("data")
 

@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny real suites on the embedded digits data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_suite(directory: Path, name: str, body: str) -> Path:
+    path = directory / f"{name}.yaml"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+TINY_SUITE = """\
+name: tiny
+defaults:
+  dataset: digits
+  backbone: small_cnn
+  budget: {initial: 10, query: 10, rounds: 2}
+  training: {epochs: 2, batch_size: 16, optimizer: {name: sgd, lr: 0.05}}
+matrix:
+  strategy: [random, entropy]
+  seed: [0, 1]
+"""
+
+
+@pytest.fixture
+def tiny_suite(tmp_path: Path) -> Path:
+    """4 cells x 3 rounds x 2 epochs: a real AL run in about a second in-process."""
+    return write_suite(tmp_path, "tiny", TINY_SUITE)
+
+
+def alb_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "benchmark.cli", *args]
+
+
+def alb_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def run_alb(*args: str, cwd: Path = REPO, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(alb_command(*args), cwd=cwd, env=alb_env(), capture_output=True, text=True,
+                          timeout=timeout, check=False)
