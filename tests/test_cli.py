@@ -1,0 +1,76 @@
+"""alb list / status / run --dry-run, and that cheap commands never import torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmark import cli
+from benchmark.suite import load_suite
+from conftest import REPO, alb_env
+
+
+def test_list_shows_every_registry(capsys: pytest.CaptureFixture[str]) -> None:
+    for what, expected in (("strategies", ["random", "entropy", "least_confidence", "high_confidence",
+                                           "margin", "hclc", "lchc", "rhc", "rlc"]),
+                           ("backbones", ["small_cnn", "resnet18_cifar"]),
+                           ("datasets", ["digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn"])):
+        assert cli.main(["list", what]) == 0
+        assert capsys.readouterr().out.split() == sorted(expected)
+    assert cli.main(["list", "strategies", "--details"]) == 0
+    assert "HC for the initial set, LC afterwards" in capsys.readouterr().out
+
+
+def test_list_suites_from_the_repository(capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    assert cli.main(["list", "suites", "--details"]) == 0
+    assert "suites/quickstart.yaml  18 cells" in capsys.readouterr().out
+
+
+def test_dry_run_lists_cells_and_runs_nothing(tiny_suite: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    results = tmp_path / "results"
+    assert cli.main(["run", str(tiny_suite), "--results", str(results), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    for cell in load_suite(tiny_suite).cells:
+        assert cell.id in out
+    assert "4 cells, 4 to run" in out
+    assert not (results / "tiny").exists()
+
+
+def test_status_moves_from_pending_to_done(tiny_suite: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    results = str(tmp_path)
+    assert cli.main(["status", str(tiny_suite), "--results", results]) == 0
+    assert "4 pending" in capsys.readouterr().out
+    assert cli.main(["run", str(tiny_suite), "--results", results]) == 0
+    capsys.readouterr()
+    assert cli.main(["status", str(tiny_suite), "--results", results]) == 0
+    assert "4 cells: 4 done" in capsys.readouterr().out
+
+
+def test_bad_suite_gives_a_clean_error_and_exit_code_2(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run", str(tmp_path / "nope.yaml")]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("alb: error: suite file not found") and "Traceback" not in err
+
+
+def test_validating_and_skipping_finished_cells_does_not_import_torch(tiny_suite: Path,
+                                                                      tmp_path: Path) -> None:
+    assert cli.main(["run", str(tiny_suite), "--results", str(tmp_path)]) == 0
+    script = (
+        "import sys\nfrom benchmark import cli\n"
+        f"assert cli.main(['run', {str(tiny_suite)!r}, '--results', {str(tmp_path)!r}]) == 0\n"
+        f"assert cli.main(['status', {str(tiny_suite)!r}, '--results', {str(tmp_path)!r}]) == 0\n"
+        "assert cli.main(['list', 'strategies', '--details']) == 0\n"
+        "heavy = sorted(m for m in ('torch', 'torchvision', 'pandas', 'sklearn') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=alb_env(), capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    assert "HEAVY []" in out
