@@ -23,7 +23,8 @@ def _add_suite_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="alb", description="alb: reproducible deep active learning benchmark")
+    parser = argparse.ArgumentParser(prog="alb",
+                                     description="alb: reproducible deep active learning benchmark")
     parser.add_argument("--version", action="version", version=f"alb {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -71,8 +71,14 @@ class RichReporter(PlainReporter):
 
     def __init__(self, total: int, cached: int) -> None:
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.total, self.finished = total, cached
         self.console = Console(stderr=True)

@@ -203,7 +203,8 @@ def run_suite(suite: Suite, store: SuiteStore, device: str | None, data_dir: Pat
                 store.log_event("cell_started", cell_id=cell.id)
                 started = time.perf_counter()
                 try:
-                    rows = run_cell(cell, ctx, reporter.cell_events(cell, cfg_rounds=cell.config.budget.rounds))
+                    events = reporter.cell_events(cell, cfg_rounds=cell.config.budget.rounds)
+                    rows = run_cell(cell, ctx, events)
                     store.write_result(cell.id, cell.config.canonical(), suite.axes, rows, meta)
                 except Exception as exc:
                     outcome.failed += 1

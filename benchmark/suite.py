@@ -1,10 +1,13 @@
 """Suite files: YAML with ``defaults`` + ``matrix`` + ``include``/``exclude`` -> validated cells.
 
 ``matrix`` maps any dotted key (``strategy``, ``training.start``) to a list of
-values; the cells are the cartesian product merged over ``defaults``. Dict
-values merge into the defaults' subtree. ``include`` adds extra cells (each
-merged over ``defaults``); ``exclude`` drops the cells whose values match every
-key of an entry (an entry that matches nothing is an error: it is a typo).
+values; the cells are the cartesian product merged over ``defaults``. Nested
+dicts and dotted keys mean the same everywhere, and dict values merge into the
+defaults' subtree. ``exclude`` drops the matrix cells whose resolved values
+(defaults included) match every key of an entry; an entry that matches nothing
+is an error, since it is almost always a typo. ``include`` then adds extra cells,
+each merged over ``defaults``; a suite with ``include`` and no ``matrix`` has
+just the included cells.
 """
 
 from __future__ import annotations
@@ -71,18 +74,22 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
             child = {}
             node[part] = child
         node = child
-    if isinstance(value, dict) and isinstance(node.get(leaf), dict):
-        for key, sub in flatten(value).items():
-            _set_dotted(node[leaf], key, sub)
-    else:
-        node[leaf] = copy.deepcopy(value)
+    node[leaf] = copy.deepcopy(value)
 
 
-def _merge(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    tree = copy.deepcopy(defaults)
-    for key, value in overrides.items():
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with every leaf of ``overrides`` set; nested dicts and dotted keys mean the same."""
+    tree = copy.deepcopy(base)
+    for key, value in flatten(overrides).items():
         _set_dotted(tree, key, value)
     return tree
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equality that does not let True match 1 (YAML booleans are not seeds)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return bool(a == b)
 
 
 def _line_of(root: yaml.Node | None, path: list[str | int]) -> int | None:
@@ -93,13 +100,13 @@ def _line_of(root: yaml.Node | None, path: list[str | int]) -> int | None:
         if isinstance(node, yaml.MappingNode):
             match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
             if match is None:
-                return line
+                return None
             line, node = match[0].start_mark.line + 1, match[1]
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             node = node.value[part]
             line = node.start_mark.line + 1
         else:
-            return line
+            return None
     return line
 
 
@@ -150,12 +157,13 @@ def _check_keys(where: str, keys: list[str], valid: list[str], errors: _Errors,
             ok = False
             leaves = [v for v in valid if v.count(".") == key.count(".")]
             errors.add(f"{where}: unknown key '{key}'. Allowed: {', '.join(leaves)}."
-                       f"{did_you_mean(key, valid)}", [*yaml_path, key], yaml_path)
+                       f"{did_you_mean(key, valid)}",
+                       [*yaml_path, key], [*yaml_path, *key.split(".")], yaml_path)
     return ok
 
 
 def _matches(cell_flat: dict[str, Any], pattern: dict[str, Any]) -> bool:
-    return all(cell_flat.get(k, _MISSING) == v for k, v in flatten(pattern).items())
+    return all(_same_value(cell_flat.get(k, _MISSING), v) for k, v in flatten(pattern).items())
 
 
 _MISSING = object()
@@ -188,30 +196,15 @@ def parse_suite(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
     errors.raise_if_any()
 
     axis_names = list(suite_file.matrix)
-    candidates: list[tuple[dict[str, Any], dict[str, Any], list[str | int]]] = []
-    for combo in itertools.product(*suite_file.matrix.values()):
-        axes = dict(zip(axis_names, combo, strict=True))
-        candidates.append((_merge(suite_file.defaults, axes), axes, []))
-    excluded_hits = [0] * len(suite_file.exclude)
-    kept = []
-    for tree, axes, origin in candidates:
-        hit = [i for i, pat in enumerate(suite_file.exclude) if _matches(flatten(tree), pat)]
-        for i in hit:
-            excluded_hits[i] += 1
-        if not hit:
-            kept.append((tree, axes, origin))
-    for i, hits in enumerate(excluded_hits):
-        if hits == 0:
-            errors.add(f"exclude[{i}] {suite_file.exclude[i]} matches no cell of the matrix",
-                       ["exclude", i])
-    for i, entry in enumerate(suite_file.include):
-        kept.append((_merge(suite_file.defaults, entry), flatten(entry), ["include", i]))
-
+    defaults = _merge({}, suite_file.defaults)
     cells: dict[str, Cell] = {}
-    for tree, axes, origin in kept:
+
+    def validate(tree: dict[str, Any], axes: dict[str, Any],
+                 origin: list[str | int]) -> tuple[CellConfig | None, list[tuple[str, list[list[Any]]]]]:
         try:
-            config = CellConfig.model_validate(tree)
+            return CellConfig.model_validate(tree), []
         except ValidationError as exc:
+            problems = []
             for err in exc.errors():
                 loc = [str(p) for p in err["loc"]]
                 axis_paths = [["matrix", a] for a in axes if ".".join(loc).startswith(a)]
@@ -220,10 +213,40 @@ def parse_suite(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
                 where = f"cell {{{', '.join(f'{k}: {v}' for k, v in axes.items())}}}: " if blame else ""
                 yaml_paths = [[*origin, *loc]] if origin else []
                 yaml_paths += [*axis_paths, ["defaults", *loc], ["defaults"]]
-                errors.add(where + _describe_pydantic_error(err), *yaml_paths)
-            continue
-        cell = Cell(config.cell_id(), config, axes)
-        cells.setdefault(cell.id, cell)
+                problems.append((where + _describe_pydantic_error(err), yaml_paths))
+            return None, problems
+
+    def add(config: CellConfig | None, axes: dict[str, Any],
+            problems: list[tuple[str, list[list[Any]]]]) -> None:
+        for message, yaml_paths in problems:
+            errors.add(message, *yaml_paths)
+        if config is not None:
+            cell = Cell(config.cell_id(), config, axes)
+            cells.setdefault(cell.id, cell)
+
+    # with no matrix, a suite of include entries has just those cells
+    combos = [] if not suite_file.matrix and suite_file.include else \
+        itertools.product(*suite_file.matrix.values())
+    excluded_hits = [0] * len(suite_file.exclude)
+    for combo in combos:
+        axes = dict(zip(axis_names, combo, strict=True))
+        tree = _merge(defaults, axes)
+        config, problems = validate(tree, axes, [])
+        # match resolved values, so that settings left at their defaults can be excluded too
+        values = flatten(config.canonical()) if config is not None else flatten(tree)
+        hits = [i for i, pattern in enumerate(suite_file.exclude) if _matches(values, pattern)]
+        for i in hits:
+            excluded_hits[i] += 1
+        if not hits:  # an excluded combination may be invalid: that is often why it is excluded
+            add(config, axes, problems)
+    for i, hits in enumerate(excluded_hits):
+        if hits == 0:
+            errors.add(f"exclude[{i}] {suite_file.exclude[i]} matches no cell of the matrix",
+                       ["exclude", i])
+    for i, entry in enumerate(suite_file.include):
+        axes = flatten(entry)
+        config, problems = validate(_merge(defaults, entry), axes, ["include", i])
+        add(config, axes, problems)
     errors.raise_if_any()
     if not cells:
         raise ConfigError(f"{path}: the suite has no cells; give 'defaults' and a 'matrix'")

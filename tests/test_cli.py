@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO, alb_env
 
 from benchmark import cli
 from benchmark.suite import load_suite
-from conftest import REPO, alb_env
 
 
 def test_list_shows_every_registry(capsys: pytest.CaptureFixture[str]) -> None:

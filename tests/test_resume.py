@@ -10,8 +10,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmark.store import load_results
 from conftest import REPO, alb_command, alb_env, run_alb, write_suite
+
+from benchmark.store import load_results
 
 SUITE = """\
 name: resume

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import write_suite
 
 from benchmark import cli
 from benchmark.store import load_results
 from benchmark.suite import load_suite
-from conftest import write_suite
 
 TIMING_COLUMNS = ["train_seconds", "query_seconds", "finished_at"]
 

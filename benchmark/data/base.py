@@ -27,7 +27,8 @@ class ImageDataset:
     def __post_init__(self) -> None:
         for split, x, y in (("train", self.train_x, self.train_y), ("test", self.test_x, self.test_y)):
             if x.dtype != torch.uint8 or x.ndim != 4:
-                raise ValueError(f"{self.name}: {split} images must be uint8 NCHW, got {x.dtype} {tuple(x.shape)}")
+                raise ValueError(f"{self.name}: {split} images must be uint8 NCHW, "
+                                 f"got {x.dtype} {tuple(x.shape)}")
             if y.dtype != torch.int64 or y.shape != (x.shape[0],):
                 raise ValueError(f"{self.name}: {split} labels must be int64 of length {x.shape[0]}")
 
