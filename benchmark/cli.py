@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", type=Path, default=None,
                      help="where datasets are downloaded / looked for (default: $ALB_DATA or ./data)")
     run.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
+    run.add_argument("--threads", type=int, default=None,
+                     help="CPU threads for torch (default: torch's choice). Results are bit-identical only "
+                          "for the same count; give each of several processes on one CPU machine cores/N")
     run.add_argument("--force", action="store_true", help="recompute cells that are already finished")
     run.add_argument("--dry-run", action="store_true", help="list the cells that would run, run nothing")
     run.add_argument("--quiet", action="store_true", help="plain log lines instead of a live display")
@@ -67,8 +70,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from benchmark.progress import make_reporter
 
+    if args.threads is not None and args.threads < 1:
+        raise AlbError(f"--threads must be at least 1, got {args.threads}")
     outcome = run_suite(suite, store, args.device, resolve_data_dir(args.data_dir), force=args.force,
-                        reporter_factory=partial(make_reporter, quiet=args.quiet))
+                        threads=args.threads, reporter_factory=partial(make_reporter, quiet=args.quiet))
     print(f"suite '{suite.name}': {outcome.done} run, {outcome.cached} cached, {outcome.failed} failed, "
           f"{outcome.busy} running elsewhere ({len(suite.cells)} cells) -> {store.dir}")
     if outcome.failed:

@@ -171,7 +171,8 @@ class SuiteOutcome:
 
 
 def run_suite(suite: Suite, store: SuiteStore, device: str | None, data_dir: Path,
-              force: bool = False, reporter_factory: Callable[..., Any] | None = None) -> SuiteOutcome:
+              force: bool = False, threads: int | None = None,
+              reporter_factory: Callable[..., Any] | None = None) -> SuiteOutcome:
     """Run every cell not yet finished; a failing cell is recorded and the others go on."""
     from benchmark.claims import try_claim
     from benchmark.progress import make_reporter
@@ -181,6 +182,10 @@ def run_suite(suite: Suite, store: SuiteStore, device: str | None, data_dir: Pat
     outcome.cached = len(suite.cells) - len(todo)
     if not todo:
         return outcome
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     ctx = CellContext(store, pick_device(device), data_dir)
     meta = provenance(ctx.device)
     reporter = (reporter_factory or make_reporter)(total=len(suite.cells), cached=outcome.cached)

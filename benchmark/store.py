@@ -70,7 +70,8 @@ def provenance(device: str) -> dict[str, str]:
     import torch
 
     return {"alb_version": __version__, "git_commit": git_commit(), "torch_version": torch.__version__,
-            "device": device, "host": socket.gethostname(), "python": platform.python_version()}
+            "device": device, "torch_threads": str(torch.get_num_threads()), "host": socket.gethostname(),
+            "python": platform.python_version()}
 
 
 class SuiteStore:

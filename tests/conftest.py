@@ -45,6 +45,8 @@ def alb_command(*args: str) -> list[str]:
 def alb_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    # several alb processes share 2 cores in these tests: oversubscribed torch threads crawl
+    env["OMP_NUM_THREADS"] = "1"
     return env
 
 

@@ -74,3 +74,19 @@ def test_validating_and_skipping_finished_cells_does_not_import_torch(tiny_suite
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=alb_env(), capture_output=True,
                          text=True, timeout=120, check=True).stdout
     assert "HEAVY []" in out
+
+
+def test_threads_option_is_applied_recorded_and_validated(tiny_suite: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from benchmark.store import load_results
+
+    before = torch.get_num_threads()
+    try:
+        assert cli.main(["run", str(tiny_suite), "--results", str(tmp_path), "--threads", "1"]) == 0
+        assert set(load_results(tmp_path)["torch_threads"]) == {"1"}
+    finally:
+        torch.set_num_threads(before)
+    assert cli.main(["run", str(tiny_suite), "--results", str(tmp_path), "--threads", "0"]) == cli.EXIT_USAGE
+    assert "--threads must be at least 1" in capsys.readouterr().err
