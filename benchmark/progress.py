@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmark.runner import CellEvents
 from benchmark.suite import Cell
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class PlainReporter:
@@ -69,7 +72,7 @@ class _RichCellEvents(CellEvents):
 class RichReporter(PlainReporter):
     """cells done / total with ETA, the current cell's rounds and epochs."""
 
-    def __init__(self, total: int, cached: int) -> None:
+    def __init__(self, total: int, cached: int, console: Console | None = None) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -81,7 +84,7 @@ class RichReporter(PlainReporter):
         )
 
         self.total, self.finished = total, cached
-        self.console = Console(stderr=True)
+        self.console = console or Console(stderr=True)
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                                  console=self.console)
