@@ -22,7 +22,7 @@ from benchmark.data import DATASETS
 from benchmark.errors import AlbError
 from benchmark.seeding import derive_seed, numpy_rng
 from benchmark.store import SuiteStore, atomic_write, now_iso, provenance
-from benchmark.strategies import STRATEGIES, phase_strategies
+from benchmark.strategies import STRATEGIES
 from benchmark.suite import Cell, Suite
 
 CHECKPOINT_VERSION = 1
@@ -78,7 +78,7 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
 
     from benchmark.data.loading import load_dataset
     from benchmark.models.base import build_backbone
-    from benchmark.strategies.base import SelectionContext
+    from benchmark.strategies.base import SelectionContext, Strategy
     from benchmark.training.augment import Normalizer
     from benchmark.training.trainer import AugmentationSpec, evaluate, predict_logits, train
 
@@ -92,13 +92,16 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
     test_x, test_y = data.test_x.to(device), data.test_y.to(device)
     pool_size = train_x.shape[0]
-    initial_name, round_name = phase_strategies(cfg.strategy, cfg.initial_strategy)
+    # round 0 uses the (resolved) initial strategy; a schedule picks its own phase by round
+    assert cfg.initial_strategy is not None
+    initial_strategy = STRATEGIES.get(cfg.initial_strategy)()
+    query_strategy = STRATEGIES.get(cfg.strategy)()
 
     def fresh_model(round_index: int) -> torch.nn.Module:
         torch.manual_seed(derive_seed(cfg.seed, round_index, "init"))
         return build_backbone(cfg.backbone, data.num_classes, data.channels).to(device)
 
-    def select(strategy_name: str, model: torch.nn.Module, labeled: np.ndarray, budget: int,
+    def select(strategy: Strategy, model: torch.nn.Module, labeled: np.ndarray, budget: int,
                round_index: int) -> tuple[np.ndarray, float]:
         start = time.perf_counter()
         unlabeled = np.setdiff1d(np.arange(pool_size), labeled, assume_unique=True)
@@ -107,11 +110,11 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
             logits = predict_logits(model, train_x[torch.as_tensor(unlabeled, device=device)], normalize)
             return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
-        strategy = STRATEGIES.get(strategy_name)()
-        sel_ctx = SelectionContext(unlabeled, labeled, numpy_rng(cfg.seed, round_index, "select"), probs)
+        rng = numpy_rng(cfg.seed, round_index, "select")
+        sel_ctx = SelectionContext(unlabeled, labeled, rng, probs, round_index=round_index)
         chosen = np.asarray(strategy.select(sel_ctx, budget), dtype=np.int64)
-        if len(np.unique(chosen)) != len(chosen) or np.isin(chosen, labeled).any():
-            raise RuntimeError(f"strategy '{strategy_name}' returned duplicate or labeled indices")
+        if len(np.unique(chosen)) != len(chosen) or not np.isin(chosen, unlabeled).all():
+            raise RuntimeError(f"strategy '{strategy.name}' returned duplicate or labeled indices")
         return chosen, time.perf_counter() - start
 
     progress_path = ctx.store.progress_path(cell.id)
@@ -119,7 +122,7 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
     weights: dict[str, torch.Tensor] | None
     if state is None:
         model = fresh_model(0)
-        pending, pending_seconds = select(initial_name, model, np.empty(0, np.int64),
+        pending, pending_seconds = select(initial_strategy, model, np.empty(0, np.int64),
                                           cfg.budget.initial, 0)
         labeled = pending
         rows: list[dict[str, Any]] = []
@@ -149,7 +152,7 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
                "selected": pending.tolist(), "finished_at": now_iso()}
         rows.append(row)
         if r < rounds:
-            pending, pending_seconds = select(round_name, model, labeled, cfg.budget.query, r + 1)
+            pending, pending_seconds = select(query_strategy, model, labeled, cfg.budget.query, r + 1)
             labeled = np.concatenate([labeled, pending])
         weights = ({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
                    if cfg.training.start == "warm" else None)

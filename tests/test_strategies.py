@@ -410,3 +410,21 @@ def test_score_strategies_pick_the_best_scores_on_dirichlet_probs(name: str) -> 
     chosen = np.array([position[int(p)] for p in picked])
     rest = np.setdiff1d(np.arange(200), chosen)
     assert scores[chosen].min() >= scores[rest].max()
+
+
+@pytest.mark.parametrize("name", ["hclc", "lchc", "rhc", "rlc"])
+def test_schedule_strategies_switch_phase_after_round_zero(name: str) -> None:
+    from benchmark.strategies import SCHEDULES
+
+    initial, rounds, _ = SCHEDULES[name]
+    probs = np.random.default_rng(3).dirichlet(np.ones(10), size=300)
+    pool = np.arange(300, dtype=np.int64)
+
+    def pick(strategy: str, round_index: int) -> list[int]:
+        ctx = SelectionContext(pool, np.empty(0, np.int64), np.random.default_rng(5), lambda: probs,
+                               round_index=round_index)
+        return sorted(STRATEGIES.get(strategy)().select(ctx, 20).tolist())
+
+    assert pick(name, 0) == pick(initial, 0)
+    assert pick(name, 3) == pick(rounds, 3)
+    assert pick(name, 0) != pick(name, 3)

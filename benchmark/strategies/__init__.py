@@ -28,16 +28,16 @@ STRATEGIES.register("margin", f"{_U}:MarginSampling",
                     "smallest gap between the two most probable classes (Scheffer et al. 2001)",
                     kind="plain", needs=("probs",))
 
-_SCHEDULE = "benchmark.strategies.base:Schedule"
-# name -> (initial selection by the untrained network, every later round); seed 000
-for _name, _initial, _rounds, _what in (
-    ("hclc", "high_confidence", "least_confidence", "HC for the initial set, LC afterwards"),
-    ("lchc", "least_confidence", "high_confidence", "LC for the initial set, HC afterwards"),
-    ("rhc", "random", "high_confidence", "random initial set, HC afterwards"),
-    ("rlc", "random", "least_confidence", "random initial set, LC afterwards"),
-):
-    STRATEGIES.register(_name, _SCHEDULE, f"schedule (seed 000): {_what}", kind="schedule",
-                        initial=_initial, rounds=_rounds)
+# seed 000's schedules: (initial selection by the untrained network, every later round)
+SCHEDULES = {
+    "hclc": ("high_confidence", "least_confidence", "HC for the initial set, LC afterwards"),
+    "lchc": ("least_confidence", "high_confidence", "LC for the initial set, HC afterwards"),
+    "rhc": ("random", "high_confidence", "random initial set, HC afterwards"),
+    "rlc": ("random", "least_confidence", "random initial set, LC afterwards"),
+}
+for _name, (_initial, _rounds, _what) in SCHEDULES.items():
+    STRATEGIES.register(_name, f"benchmark.strategies.schedules:{_name.upper()}",
+                        f"schedule (seed 000): {_what}", kind="schedule", initial=_initial, rounds=_rounds)
 
 
 def phase_strategies(strategy: str, initial_strategy: str | None) -> tuple[str, str]:

@@ -12,7 +12,8 @@ import numpy as np
 class SelectionContext:
     """Everything a strategy may ask for in one round; each input is computed once.
 
-    ``unlabeled`` and ``labeled`` hold pool indices. ``probs_fn`` returns the
+    ``unlabeled`` and ``labeled`` hold pool indices; round 0 is the initial selection,
+    made by the randomly initialised network. ``probs_fn`` returns the
     softmax outputs of the current model on ``unlabeled`` (rows aligned with
     it), computed in eval mode without augmentation.
     """
@@ -21,6 +22,7 @@ class SelectionContext:
     labeled: np.ndarray
     rng: np.random.Generator
     probs_fn: Callable[[], np.ndarray] | None = None
+    round_index: int = 0
     _probs: np.ndarray | None = field(default=None, repr=False)
 
     def probs(self) -> np.ndarray:
@@ -44,9 +46,17 @@ class Strategy:
         raise NotImplementedError
 
 
-class Schedule:
-    """Placeholder target for schedule entries; schedules are resolved by
-    :func:`benchmark.strategies.phase_strategies` and never instantiated."""
+class Schedule(Strategy):
+    """Seed 000's hybrids: one strategy for the initial set (round 0), another afterwards."""
+
+    initial: str = ""
+    rounds: str = ""
+
+    def select(self, ctx: SelectionContext, budget: int) -> np.ndarray:
+        from benchmark.strategies import STRATEGIES
+
+        phase = self.initial if ctx.round_index == 0 else self.rounds
+        return STRATEGIES.get(phase)().select(ctx, budget)
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
