@@ -44,6 +44,15 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
+        self._planned: dict[str, str] = {}
+
+    def plan(self, names: list[str], why: str) -> None:
+        """Names the papers use that alb will implement: invalid now, with a message saying so."""
+        for name in names:
+            self._planned[name] = why
+
+    def planned(self) -> dict[str, str]:
+        return {name: why for name, why in self._planned.items() if name not in self._entries}
 
     def register(self, name: str, target: str, summary: str, **info: Any) -> None:
         if name in self._entries:
@@ -72,4 +81,7 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         allowed = ", ".join(self.names())
+        if name in self.planned():
+            return (f"{self.kind} '{name}' is not implemented in alb yet ({self.planned()[name]}); "
+                    f"a cell that needs it cannot run. Implemented: {allowed}")
         return f"unknown {self.kind} '{name}'. Allowed: {allowed}.{did_you_mean(name, self.names())}"

@@ -41,6 +41,9 @@ class SuiteFile(BaseModel):
     matrix: dict[str, list[Any]] = Field(default_factory=dict)
     include: list[dict[str, Any]] = Field(default_factory=list)
     exclude: list[dict[str, Any]] = Field(default_factory=list)
+    references: list[str] = Field(default_factory=list,
+                                  description="published numbers this suite should reproduce: entry ids, "
+                                  "table ids (seed001/table2) or globs; see benchmark/published/")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class Suite:
     description: str
     cells: list[Cell]
     axes: list[str]
+    references: list[str]
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -250,8 +254,16 @@ def parse_suite(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
     errors.raise_if_any()
     if not cells:
         raise ConfigError(f"{path}: the suite has no cells; give 'defaults' and a 'matrix'")
+    if suite_file.references:
+        from benchmark.published import resolve_references
+
+        try:
+            resolve_references(suite_file.references)
+        except ConfigError as exc:
+            errors.add(f"references: {exc}", ["references"])
+            errors.raise_if_any()
     return Suite(suite_file.name or path.stem, path, suite_file.description, list(cells.values()),
-                 axis_names)
+                 axis_names, suite_file.references)
 
 
 def load_suite(path: str | Path) -> Suite:

@@ -7,6 +7,10 @@ from benchmark.registry import Registry
 
 BACKBONES: Registry = Registry("backbone")
 
+BACKBONES.plan(
+    ["resnet34_cifar", "resnet56_cifar", "vgg16_cifar", "densenet121", "densenet201", "mobilenetv2",
+     "wideresnet28_2", "cnn13", "lenet", "vit_small", "swin", "dinov2_small"],
+    "planned: the backbones of the papers' training protocols")
 BACKBONES.register(
     "small_cnn", "benchmark.models.small_cnn:SmallCNN",
     "3-layer CNN with batch norm and global pooling for small inputs (digits, MNIST)",

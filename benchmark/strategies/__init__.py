@@ -40,6 +40,13 @@ for _name, (_initial, _rounds, _what) in SCHEDULES.items():
                         f"schedule (seed 000): {_what}", kind="schedule", initial=_initial, rounds=_rounds)
 
 
+STRATEGIES.plan(
+    ["bald", "batchbald", "mean_std", "var_ratio", "coreset", "kmeans", "typiclust", "probcover", "badge",
+     "cluster_margin", "learning_loss", "lplgrad", "ent_gradnorm", "vaal", "ceal", "jlp", "svm_min_margin",
+     "glister", "jls", "waal"],
+    "planned: the query strategies of the papers and the field")
+
+
 def phase_strategies(strategy: str, initial_strategy: str | None) -> tuple[str, str]:
     """(strategy for the initial set, strategy for the query rounds) of a cell."""
     info = STRATEGIES.entry(strategy).info
