@@ -125,7 +125,7 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
     msg = error_of(path)
     assert f"{path}:{line_no(path, 'matrx:')}:" in msg
     assert "unknown key 'matrx'" in msg
-    assert "Allowed keys here: defaults, description, exclude, include, matrix, name." in msg
+    assert "Allowed keys here: defaults, description, exclude, include, matrix, name, references." in msg
     assert "Did you mean 'matrix'?" in msg
 
 
