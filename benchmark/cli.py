@@ -43,6 +43,22 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="list each cell of a suite as done / running / failed / pending")
     _add_suite_args(status)
 
+    check = sub.add_parser("check", help="compare results with the published numbers / a baseline; "
+                                         "exit 1 on a regression")
+    _add_suite_args(check)
+    check.add_argument("--baseline", type=Path, default=None,
+                       help="JSON baseline of our own results to compare with (see --save-baseline)")
+    check.add_argument("--tolerance", type=float, default=None,
+                       help="absolute tolerance in accuracy points as a fraction (default 0.01 = 1 point)")
+    check.add_argument("--k", type=float, default=None,
+                       help="pass while |diff| <= k x the combined std of both sides (default 2)")
+    check.add_argument("--no-published", action="store_true",
+                       help="ignore the suite's published references (baseline only)")
+    check.add_argument("--allow-missing", action="store_true",
+                       help="do not fail when a reference has no results yet")
+    check.add_argument("--save-baseline", type=Path, default=None, metavar="FILE",
+                       help="write the suite's current results as a baseline file and exit")
+
     lister = sub.add_parser("list", help="show what is registered")
     lister.add_argument("what", choices=["strategies", "backbones", "datasets", "suites"])
     lister.add_argument("--details", action="store_true", help="show descriptions and facts")
@@ -110,6 +126,35 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from benchmark.check import DEFAULT_ABS_TOL, DEFAULT_K, print_report, run_check
+
+    tolerance = DEFAULT_ABS_TOL if args.tolerance is None else args.tolerance
+    k = DEFAULT_K if args.k is None else args.k
+    if tolerance < 0 or k < 0:
+        raise AlbError("--tolerance and --k must be non-negative")
+    if args.save_baseline is not None:
+        from benchmark.report.frame import with_labels
+        from benchmark.report.references import baseline_references, save_baseline
+        from benchmark.store import load_results
+        from benchmark.suite import load_suite
+
+        suite = load_suite(args.suite)
+        frame = load_results(args.results / suite.name)
+        done = {c.id for c in suite.cells} & set(frame.get("cell_id", []))
+        if len(done) < len(suite.cells):
+            raise AlbError(f"only {len(done)} of {len(suite.cells)} cells of '{suite.name}' are finished in "
+                           f"{args.results}; run 'alb run {args.suite}' first")
+        refs = baseline_references(with_labels(frame[frame["cell_id"].isin(done)]), suite.name)
+        save_baseline(refs, args.save_baseline, suite.name)
+        print(f"baseline with {len(refs)} entries written to {args.save_baseline}")
+        return 0
+    outcome = run_check(args.suite, args.results, args.baseline, tolerance, k,
+                        published=not args.no_published)
+    print_report(outcome)
+    return 1 if outcome.failed(args.allow_missing) else 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "suites":
         for path in sorted(SUITES_DIR.glob("*.yaml")):
@@ -136,7 +181,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "status": cmd_status, "list": cmd_list}
+COMMANDS = {"run": cmd_run, "status": cmd_status, "check": cmd_check, "list": cmd_list}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,6 +32,12 @@ from benchmark.config import flatten
 
 RESULT_SUFFIX = ".parquet"
 METADATA_KEY = b"alb"
+# columns of a result row that are not part of the cell's configuration
+ROUND_COLUMNS = ("round", "n_labeled", "accuracy", "macro_f1", "train_loss", "train_seconds",
+                 "query_seconds", "selected", "finished_at")
+PROVENANCE_COLUMNS = ("alb_version", "git_commit", "torch_version", "device", "torch_threads", "host",
+                      "python")
+IDENTITY_COLUMNS = ("suite", "cell_id")
 
 
 def atomic_write(target: Path, write: Callable[[Path], None]) -> None:

@@ -1,0 +1,92 @@
+"""Column roles of the results frame, strategy labels, and grouping by training protocol.
+
+A *protocol* is everything in a cell's configuration except the strategy, the
+initial strategy and the seed: cells are ranked against each other only when
+their protocols are identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from benchmark.store import IDENTITY_COLUMNS, PROVENANCE_COLUMNS, ROUND_COLUMNS
+
+STRATEGY_COLUMNS = ("strategy", "initial_strategy")
+DERIVED_COLUMNS = ("strategy_label", "protocol")
+NOT_PROTOCOL = {*ROUND_COLUMNS, *PROVENANCE_COLUMNS, *IDENTITY_COLUMNS, *STRATEGY_COLUMNS, *DERIVED_COLUMNS,
+                "seed"}
+
+
+def protocol_columns(frame: pd.DataFrame) -> list[str]:
+    return sorted(c for c in frame.columns if c not in NOT_PROTOCOL)
+
+
+def default_initial(strategy: str) -> str:
+    from benchmark.strategies import STRATEGIES
+
+    if strategy in STRATEGIES:
+        info = STRATEGIES.entry(strategy).info
+        return info["initial"] if info["kind"] == "schedule" else "random"
+    return "random"
+
+
+def strategy_label(strategy: str, initial_strategy: str | None) -> str:
+    """'entropy', or 'entropy (initial: margin)' when the initial set was not the default."""
+    if not initial_strategy or initial_strategy == default_initial(strategy):
+        return str(strategy)
+    return f"{strategy} (initial: {initial_strategy})"
+
+
+def _value(v: Any) -> Any:
+    return None if (isinstance(v, float) and pd.isna(v)) else v
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One training protocol: its settings, a short id, and a human title."""
+
+    settings: tuple[tuple[str, Any], ...]
+
+    @property
+    def id(self) -> str:
+        payload = json.dumps(self.settings, sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:8]
+
+    def get(self, key: str) -> Any:
+        return dict(self.settings).get(key)
+
+    @property
+    def slug(self) -> str:
+        return f"{self.get('dataset')}-{self.get('backbone')}-{self.id}"
+
+    def title(self, differing: list[str] | None = None) -> str:
+        base = f"{self.get('dataset')} / {self.get('backbone')}"
+        b = {k: self.get(f"budget.{k}") for k in ("initial", "query", "rounds")}
+        if None not in b.values():
+            base += f" / {b['initial']}+{b['rounds']}x{b['query']} labels"
+        extra = [f"{k}={self.get(k)}" for k in (differing or []) if not k.startswith("budget.")]
+        return base + (f" ({', '.join(extra)})" if extra else "")
+
+
+def with_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add 'strategy_label' and 'protocol' (a Protocol) columns."""
+    frame = frame.copy()
+    initial = frame["initial_strategy"] if "initial_strategy" in frame else [None] * len(frame)
+    frame["strategy_label"] = [strategy_label(s, i) for s, i in zip(frame["strategy"], initial, strict=True)]
+    columns = protocol_columns(frame)
+    frame["protocol"] = [Protocol(tuple((c, _value(v)) for c, v in zip(columns, values, strict=True)))
+                         for values in frame[columns].itertuples(index=False, name=None)]
+    return frame
+
+
+def differing_keys(protocols: list[Protocol]) -> list[str]:
+    """Settings whose value is not the same in all the given protocols."""
+    if len(protocols) < 2:
+        return []
+    keys = sorted({k for p in protocols for k, _ in p.settings})
+    return [k for k in keys if len({json.dumps(p.get(k), default=str) for p in protocols}) > 1]

@@ -1,0 +1,179 @@
+"""Compare our results with reference numbers: published ones, or a saved baseline of our own.
+
+A reference names a dataset, backbone, strategy, the protocol settings it was
+measured under, and a label count (or the final round). Our matching cells give
+a mean and std over seeds; the verdict is:
+
+- pass: |ours - reference| <= max(abs_tol, k x combined std)
+- regression / improved: ours is below / above that band
+- missing: the suite has matching cells but no finished results for them
+- not comparable: alb cannot measure it, or the protocol differs (the reason says how)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from benchmark.report.frame import Protocol, strategy_label
+from benchmark.report.metrics import combined_std
+
+Status = Literal["pass", "regression", "improved", "missing", "not comparable"]
+MARKS: dict[str, str] = {"pass": "✓ pass", "regression": "✗ REGRESSION", "improved": "↑ improved",
+                         "missing": "? missing", "not comparable": "≠ not comparable"}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A number to compare with, in fractions (accuracy 0.9353, not 93.53)."""
+
+    id: str
+    dataset: str
+    backbone: str
+    strategy: str
+    setting: dict[str, Any]
+    n_labeled: int | None  # None: the final round
+    metric: str
+    mean: float
+    std: float | None
+    runs: int | None
+    source: str
+
+
+@dataclass
+class Comparison:
+    reference: Reference
+    status: Status
+    reason: str = ""
+    ours_mean: float | None = None
+    ours_std: float | None = None
+    seeds: int = 0
+    n_labeled: int | None = None
+    protocol: Protocol | None = field(default=None, repr=False)
+
+    @property
+    def difference(self) -> float | None:
+        return None if self.ours_mean is None else self.ours_mean - self.reference.mean
+
+
+def from_published(numbers: list[Any]) -> list[Reference]:
+    return [Reference(n.id, n.dataset, n.backbone, n.strategy, dict(n.setting), n.n_labeled, n.metric,
+                      n.as_fraction(), n.std_fraction(), n.runs, f"{n.table_id} ({n.printed})")
+            for n in numbers]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return bool(np.isclose(float(a), float(b), rtol=1e-9, atol=0))
+    return str(a) == str(b)
+
+
+def compare(reference: Reference, frame: pd.DataFrame, abs_tol: float, k: float) -> list[Comparison]:
+    """Comparisons of one reference with the labelled results frame (see frame.with_labels);
+    one per matching protocol, or a single missing / not comparable verdict."""
+    from benchmark.data import DATASETS
+    from benchmark.models import BACKBONES
+    from benchmark.strategies import STRATEGIES
+
+    def verdict(status: Status, reason: str) -> list[Comparison]:
+        return [Comparison(reference, status, reason)]
+
+    if reference.metric != "accuracy":
+        return verdict("not comparable", f"alb does not measure '{reference.metric}'")
+    for kind, registry, name in (("dataset", DATASETS, reference.dataset),
+                                 ("backbone", BACKBONES, reference.backbone),
+                                 ("strategy", STRATEGIES, reference.strategy)):
+        if name not in registry:
+            return verdict("not comparable", f"{kind} '{name}' is not implemented in alb")
+    if frame.empty:
+        return verdict("missing", "no results")
+    rows = frame[(frame["dataset"] == reference.dataset) & (frame["backbone"] == reference.backbone)
+                 & (frame["strategy"] == reference.strategy)]
+    if rows.empty:
+        return verdict("missing", "no finished cell with this dataset, backbone and strategy")
+    for key, wanted in reference.setting.items():
+        if key not in rows.columns:
+            return verdict("not comparable", f"setting '{key}' is not supported by alb yet")
+        same = rows[key].map(lambda v, w=wanted: _same(v, w))
+        if not same.any():
+            ours = sorted({str(v) for v in rows[key]})
+            return verdict("not comparable", f"protocol differs: {key} is {wanted} in the reference, "
+                                             f"{', '.join(ours)} in our results")
+        rows = rows[same]
+    if "initial_strategy" not in reference.setting:
+        default = strategy_label(reference.strategy, None)
+        rows = rows[rows["strategy_label"] == default]
+        if rows.empty:
+            return verdict("missing", "no finished cell with the strategy's default initial set")
+    comparisons = []
+    for protocol, cells in rows.groupby("protocol", sort=False):
+        if reference.n_labeled is None:
+            last = cells.groupby("cell_id")["round"].transform("max")
+            at = cells[cells["round"] == last]
+        else:
+            at = cells[cells["n_labeled"] == reference.n_labeled]
+        if at.empty:
+            counts = ", ".join(str(n) for n in sorted(cells["n_labeled"].unique())[:8])
+            comparisons.append(Comparison(reference, "not comparable", f"no round at {reference.n_labeled} "
+                                          f"labels (ours: {counts})", protocol=protocol))
+            continue
+        per_seed = at.groupby("seed")["accuracy"].mean()
+        mean = float(per_seed.mean())
+        std = float(per_seed.std(ddof=1)) if len(per_seed) > 1 else None
+        band = max(abs_tol, k * combined_std(std, reference.std))
+        diff = mean - reference.mean
+        status: Status = "pass" if abs(diff) <= band else ("regression" if diff < 0 else "improved")
+        comparisons.append(Comparison(reference, status, f"|diff| {abs(diff):.4f} vs band {band:.4f}",
+                                      mean, std, len(per_seed), int(at["n_labeled"].iloc[0]), protocol))
+    return comparisons
+
+
+# ---- baselines: our own results saved as references -------------------------------------------
+
+def baseline_references(frame: pd.DataFrame, suite: str) -> list[Reference]:
+    """One reference per (protocol, strategy, label count) of a labelled results frame."""
+    refs = []
+    for (protocol, label, n), rows in frame.groupby(["protocol", "strategy_label", "n_labeled"], sort=False):
+        per_seed = rows.groupby("seed")["accuracy"].mean()
+        first = rows.iloc[0]
+        setting = {k: v for k, v in protocol.settings if k not in ("dataset", "backbone") and v is not None}
+        setting["initial_strategy"] = str(first["initial_strategy"])
+        refs.append(Reference(
+            id=f"{suite}/{protocol.id}/{label}/{int(n)}", dataset=str(first["dataset"]),
+            backbone=str(first["backbone"]), strategy=str(first["strategy"]), setting=setting,
+            n_labeled=int(n), metric="accuracy",
+            mean=float(per_seed.mean()), std=float(per_seed.std(ddof=1)) if len(per_seed) > 1 else None,
+            runs=len(per_seed), source=f"baseline {suite}"))
+    return refs
+
+
+def save_baseline(refs: list[Reference], path: Any, suite: str) -> None:
+    from pathlib import Path
+
+    from benchmark import __version__
+    from benchmark.store import atomic_write, now_iso
+
+    payload = {"suite": suite, "created": now_iso(), "alb_version": __version__,
+               "entries": [ref.__dict__ for ref in refs]}
+    atomic_write(Path(path), lambda tmp: tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n"))
+
+
+def load_baseline(path: Any) -> list[Reference]:
+    from pathlib import Path
+
+    from benchmark.errors import ConfigError
+
+    try:
+        payload = json.loads(Path(path).read_text())
+        return [Reference(**entry) for entry in payload["entries"]]
+    except FileNotFoundError:
+        raise ConfigError(f"baseline file not found: {path}; create it with "
+                          f"'alb check SUITE --save-baseline {path}'") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is not an alb baseline file ({exc})") from None
