@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--save-baseline", type=Path, default=None, metavar="FILE",
                        help="write the suite's current results as a baseline file and exit")
 
+    report = sub.add_parser("report", help="tables, learning curves, difference and efficiency plots, "
+                                           "leaderboard (HTML, LaTeX, Markdown)")
+    report.add_argument("result_dirs", nargs="*", type=Path, default=[DEFAULT_RESULTS],
+                        help="result folders (default: results/)")
+    report.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports/)")
+
     lister = sub.add_parser("list", help="show what is registered")
     lister.add_argument("what", choices=["strategies", "backbones", "datasets", "suites"])
     lister.add_argument("--details", action="store_true", help="show descriptions and facts")
@@ -155,6 +161,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if outcome.failed(args.allow_missing) else 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from benchmark.report.build import build_report
+
+    output = build_report(args.result_dirs, args.out)
+    print(f"report: {len(output.pages)} files and {len(output.figures)} figures in {output.out_dir}; "
+          f"open {output.out_dir / 'index.html'}")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "suites":
         for path in sorted(SUITES_DIR.glob("*.yaml")):
@@ -181,7 +196,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "status": cmd_status, "check": cmd_check, "list": cmd_list}
+COMMANDS = {"run": cmd_run, "status": cmd_status, "check": cmd_check, "report": cmd_report,
+            "list": cmd_list}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
