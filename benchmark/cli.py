@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -207,6 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AlbError as exc:
         print(f"alb: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("alb: interrupted; progress up to the last finished round is saved, rerun to resume",
               file=sys.stderr)

@@ -76,6 +76,9 @@ class CellConfig(StrictModel):
     initial_strategy: str | None = Field(
         None, description="strategy that picks the initial set with the randomly initialised "
         "network; default 'random', or the schedule's own for hclc/lchc/rhc/rlc")
+    pool_subset: int | None = Field(
+        None, gt=0, description="score only a random subset of this many unlabeled samples in each query "
+        "round, as seeds 001 (A.16: 10x the query size) and 002 (R) do; null: the whole pool")
     seed: int = Field(0, ge=0)
     budget: BudgetConfig
     training: TrainingConfig = TrainingConfig()
@@ -125,6 +128,9 @@ class CellConfig(StrictModel):
         if dataset["image_size"] < min_size:
             raise ValueError(f"backbone '{self.backbone}' needs images of at least {min_size}px, "
                              f"dataset '{self.dataset}' has {dataset['image_size']}px")
+        if self.pool_subset is not None and self.pool_subset < self.budget.query:
+            raise ValueError(f"pool_subset {self.pool_subset} is smaller than budget.query {self.budget.query}: "
+                             "a round could not label its batch from it")
         initial, _ = phase_strategies(self.strategy, self.initial_strategy)
         if self.initial_strategy not in (None, initial):
             raise ValueError(f"strategy '{self.strategy}' is a schedule whose initial strategy is "

@@ -105,6 +105,9 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
                round_index: int) -> tuple[np.ndarray, float]:
         start = time.perf_counter()
         unlabeled = np.setdiff1d(np.arange(pool_size), labeled, assume_unique=True)
+        if round_index > 0 and cfg.pool_subset is not None and len(unlabeled) > cfg.pool_subset:
+            subset_rng = numpy_rng(cfg.seed, round_index, "subset")
+            unlabeled = np.sort(subset_rng.choice(unlabeled, cfg.pool_subset, replace=False))
 
         def probs() -> np.ndarray:
             logits = predict_logits(model, train_x[torch.as_tensor(unlabeled, device=device)], normalize)

@@ -5,9 +5,12 @@ values; the cells are the cartesian product merged over ``defaults``. Nested
 dicts and dotted keys mean the same everywhere, and dict values merge into the
 defaults' subtree. ``exclude`` drops the matrix cells whose resolved values
 (defaults included) match every key of an entry; an entry that matches nothing
-is an error, since it is almost always a typo. ``include`` then adds extra cells,
-each merged over ``defaults``; a suite with ``include`` and no ``matrix`` has
-just the included cells.
+is an error, since it is almost always a typo. ``include`` then works as in CI
+matrices: an entry extends every remaining combination whose matrix values it
+does not contradict (``{strategy: entropy, pool_subset: 10000}`` gives every
+entropy cell a pool subset), and an entry that extends none becomes a cell of
+its own, merged over ``defaults``. A suite with ``include`` and no ``matrix``
+has just the included cells.
 """
 
 from __future__ import annotations
@@ -220,8 +223,8 @@ def parse_suite(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
                 problems.append((where + _describe_pydantic_error(err), yaml_paths))
             return None, problems
 
-    def add(config: CellConfig | None, axes: dict[str, Any],
-            problems: list[tuple[str, list[list[Any]]]]) -> None:
+    def add(config: CellConfig | None, problems: list[tuple[str, list[list[Any]]]],
+            axes: dict[str, Any]) -> None:
         for message, yaml_paths in problems:
             errors.add(message, *yaml_paths)
         if config is not None:
@@ -232,25 +235,40 @@ def parse_suite(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
     combos = [] if not suite_file.matrix and suite_file.include else \
         itertools.product(*suite_file.matrix.values())
     excluded_hits = [0] * len(suite_file.exclude)
+    kept: list[dict[str, Any]] = []
     for combo in combos:
         axes = dict(zip(axis_names, combo, strict=True))
-        tree = _merge(defaults, axes)
-        config, problems = validate(tree, axes, [])
+        config, _ = validate(_merge(defaults, axes), axes, [])
         # match resolved values, so that settings left at their defaults can be excluded too
-        values = flatten(config.canonical()) if config is not None else flatten(tree)
+        values = flatten(config.canonical()) if config is not None else flatten(_merge(defaults, axes))
         hits = [i for i, pattern in enumerate(suite_file.exclude) if _matches(values, pattern)]
         for i in hits:
             excluded_hits[i] += 1
         if not hits:  # an excluded combination may be invalid: that is often why it is excluded
-            add(config, axes, problems)
+            kept.append(axes)
     for i, hits in enumerate(excluded_hits):
         if hits == 0:
             errors.add(f"exclude[{i}] {suite_file.exclude[i]} matches no cell of the matrix",
                        ["exclude", i])
+
+    # include, as in CI matrices: an entry extends every kept combination whose matrix values it does
+    # not contradict; an entry that extends none becomes a cell of its own
+    extras: list[dict[str, Any]] = [{} for _ in kept]
+    own_cells: list[tuple[int, dict[str, Any]]] = []
     for i, entry in enumerate(suite_file.include):
-        axes = flatten(entry)
-        config, problems = validate(_merge(defaults, entry), axes, ["include", i])
-        add(config, axes, problems)
+        entry_flat = flatten(entry)
+        matching = [j for j, axes in enumerate(kept)
+                    if all(_same_value(axes[k], v) for k, v in entry_flat.items() if k in axes)
+                    and any(k not in axes for k in entry_flat)]
+        for j in matching:
+            extras[j].update(entry_flat)
+        if not matching:
+            own_cells.append((i, entry_flat))
+    for axes, extra in zip(kept, extras, strict=True):
+        shown = {**axes, **extra}
+        add(*validate(_merge(_merge(defaults, axes), extra), shown, []), axes=shown)
+    for i, entry_flat in own_cells:
+        add(*validate(_merge(defaults, entry_flat), entry_flat, ["include", i]), axes=entry_flat)
     errors.raise_if_any()
     if not cells:
         raise ConfigError(f"{path}: the suite has no cells; give 'defaults' and a 'matrix'")

@@ -8,12 +8,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import TINY_SUITE, write_suite
 
 from benchmark import cli
 from benchmark.report.frame import with_labels
 from benchmark.report.references import Reference, compare
 from benchmark.store import load_results
-from conftest import TINY_SUITE, write_suite
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import write_suite
 
 from benchmark import cli
 from benchmark.report.metrics import aubc, efficiency_targets, label_efficiency, labels_to_reach
 from benchmark.report.render import latex_escape, markdown_escape, to_latex, to_markdown
 from benchmark.report.tables import Table
-from conftest import write_suite
 
 PAYLOAD = '<script>window.pwned=1</script>&"|_'
 

@@ -138,3 +138,32 @@ def test_initial_set_can_be_chosen_by_a_strategy_on_the_random_network(tmp_path:
     assert lc_initial != initial["random", "random"]
     assert initial["hclc", "high_confidence"] != lc_initial
     assert len(set(lc_initial) & set(initial["hclc", "high_confidence"])) == 0
+
+
+def test_pool_subset_scores_only_that_many_unlabeled_samples(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import benchmark.training.trainer as trainer
+
+    scored: list[int] = []
+    real_predict = trainer.predict_logits
+
+    def counting_predict(model: Any, images: Any, *args: Any, **kwargs: Any) -> Any:
+        scored.append(int(images.shape[0]))
+        return real_predict(model, images, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "predict_logits", counting_predict)
+    suite = write_suite(tmp_path, "subset", """\
+        defaults:
+          dataset: digits
+          backbone: small_cnn
+          strategy: entropy
+          pool_subset: 50
+          budget: {initial: 10, query: 10, rounds: 2}
+          training: {epochs: 1}
+        """)
+    assert cli.main(["run", str(suite), "--results", str(tmp_path)]) == 0
+    test_size = 450
+    pool_scoring = [n for n in scored if n != test_size]
+    assert pool_scoring == [50, 50]  # one scoring pass per query round, over the subset only
+    frame = load_results(tmp_path)
+    assert set(frame["pool_subset"]) == {50}

@@ -150,7 +150,7 @@ def test_unknown_top_level_key_in_defaults(tmp_path: Path) -> None:
     msg = error_of(path)
     assert f"{path}:{line_no(path, 'sed: 3')}:" in msg
     assert "defaults: unknown key 'sed'" in msg
-    assert "Allowed: dataset, backbone, strategy, initial_strategy, seed, budget, training." in msg
+    assert "Allowed: dataset, backbone, strategy, initial_strategy, pool_subset, seed, budget, training." in msg
     assert "Did you mean 'seed'?" in msg
 
 
@@ -537,13 +537,12 @@ def test_matrix_is_the_cartesian_product(tmp_path: Path) -> None:
         assert cell.config.training.optimizer.lr == 0.05
 
 
-def test_include_adds_cells(tmp_path: Path) -> None:
+def test_include_adds_cells_that_contradict_every_combination(tmp_path: Path) -> None:
     suite = suite_of(tmp_path, BASE + "matrix:\n  strategy: [random, entropy]\n"
                      "include:\n"
                      "  - {strategy: margin, seed: 7}\n"
-                     "  - {strategy: hclc, training.optimizer.lr: 0.01}\n"
-                     "  - {strategy: random, training: {epochs: 9}}\n")
-    assert len(suite.cells) == 5
+                     "  - {strategy: hclc, training.optimizer.lr: 0.01}\n")
+    assert len(suite.cells) == 4
     by_label = {c.label(): c.config for c in suite.cells}
     margin = by_label["strategy=margin seed=7"]
     assert margin.seed == 7 and margin.training.epochs == 3
@@ -552,8 +551,29 @@ def test_include_adds_cells(tmp_path: Path) -> None:
     assert hclc.training.optimizer.name == "sgd"  # merged, not replaced
     assert hclc.training.epochs == 3
     assert hclc.initial_strategy == "high_confidence"
-    nine = by_label["strategy=random training.epochs=9"]
-    assert nine.training.epochs == 9 and nine.training.optimizer.lr == 0.05
+
+
+def test_include_extends_the_combinations_it_does_not_contradict(tmp_path: Path) -> None:
+    """CI-matrix semantics: {strategy: entropy, pool_subset: 50} gives every entropy cell a subset."""
+    suite = suite_of(tmp_path, BASE + "matrix:\n  strategy: [random, entropy]\n  seed: [0, 1]\n"
+                     "include:\n"
+                     "  - {strategy: entropy, pool_subset: 50}\n"
+                     "  - {strategy: random, training: {epochs: 9}}\n")
+    assert len(suite.cells) == 4
+    for cell in suite.cells:
+        cfg = cell.config
+        if cfg.strategy == "entropy":
+            assert cfg.pool_subset == 50 and cfg.training.epochs == 3
+        else:
+            assert cfg.pool_subset is None and cfg.training.epochs == 9
+    entropy_0 = next(c for c in suite.cells if c.config.strategy == "entropy" and c.config.seed == 0)
+    assert entropy_0.axes == {"strategy": "entropy", "seed": 0, "pool_subset": 50}
+
+
+def test_pool_subset_smaller_than_the_query_is_rejected(tmp_path: Path) -> None:
+    path = write_suite(tmp_path, BASE + "  pool_subset: 5\nmatrix:\n  strategy: [entropy]\n")
+    msg = error_of(path)
+    assert "pool_subset 5 is smaller than budget.query" in msg
 
 
 def test_exclude_removes_exactly_the_matching_cells(tmp_path: Path) -> None:

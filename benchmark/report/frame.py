@@ -16,7 +16,8 @@ import pandas as pd
 
 from benchmark.store import IDENTITY_COLUMNS, PROVENANCE_COLUMNS, ROUND_COLUMNS
 
-STRATEGY_COLUMNS = ("strategy", "initial_strategy")
+# what defines a query strategy (not the training protocol): cells that differ only here are ranked together
+STRATEGY_COLUMNS = ("strategy", "initial_strategy", "pool_subset")
 DERIVED_COLUMNS = ("strategy_label", "protocol")
 NOT_PROTOCOL = {*ROUND_COLUMNS, *PROVENANCE_COLUMNS, *IDENTITY_COLUMNS, *STRATEGY_COLUMNS, *DERIVED_COLUMNS,
                 "seed"}
@@ -35,11 +36,19 @@ def default_initial(strategy: str) -> str:
     return "random"
 
 
-def strategy_label(strategy: str, initial_strategy: str | None) -> str:
-    """'entropy', or 'entropy (initial: margin)' when the initial set was not the default."""
-    if not initial_strategy or initial_strategy == default_initial(strategy):
-        return str(strategy)
-    return f"{strategy} (initial: {initial_strategy})"
+def _absent(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and pd.isna(value))
+
+
+def strategy_label(strategy: str, initial_strategy: str | None = None, pool_subset: Any = None) -> str:
+    """'entropy', plus '(initial: margin)' when the initial set was not the default and
+    '(subset 10000)' when only a random subset of the pool was scored."""
+    details = []
+    if not _absent(initial_strategy) and initial_strategy != default_initial(strategy):
+        details.append(f"initial: {initial_strategy}")
+    if not _absent(pool_subset):
+        details.append(f"subset {int(pool_subset)}")
+    return f"{strategy} ({', '.join(details)})" if details else str(strategy)
 
 
 def _value(v: Any) -> Any:
@@ -76,8 +85,11 @@ class Protocol:
 def with_labels(frame: pd.DataFrame) -> pd.DataFrame:
     """Add 'strategy_label' and 'protocol' (a Protocol) columns."""
     frame = frame.copy()
-    initial = frame["initial_strategy"] if "initial_strategy" in frame else [None] * len(frame)
-    frame["strategy_label"] = [strategy_label(s, i) for s, i in zip(frame["strategy"], initial, strict=True)]
+    missing = [None] * len(frame)
+    initial = frame.get("initial_strategy", missing)
+    subset = frame.get("pool_subset", missing)
+    frame["strategy_label"] = [strategy_label(s, i, r)
+                               for s, i, r in zip(frame["strategy"], initial, subset, strict=True)]
     columns = protocol_columns(frame)
     frame["protocol"] = [Protocol(tuple((c, _value(v)) for c, v in zip(columns, values, strict=True)))
                          for values in frame[columns].itertuples(index=False, name=None)]

@@ -106,11 +106,13 @@ def compare(reference: Reference, frame: pd.DataFrame, abs_tol: float, k: float)
             return verdict("not comparable", f"protocol differs: {key} is {wanted} in the reference, "
                                              f"{', '.join(ours)} in our results")
         rows = rows[same]
-    if "initial_strategy" not in reference.setting:
-        default = strategy_label(reference.strategy, None)
-        rows = rows[rows["strategy_label"] == default]
-        if rows.empty:
-            return verdict("missing", "no finished cell with the strategy's default initial set")
+    # strategy parameters the reference does not name take their defaults (a random initial set, the
+    # whole pool scored); cells that changed them measure another method
+    wanted_label = strategy_label(reference.strategy, reference.setting.get("initial_strategy"),
+                                  reference.setting.get("pool_subset"))
+    rows = rows[rows["strategy_label"] == wanted_label]
+    if rows.empty:
+        return verdict("missing", f"no finished cell of '{wanted_label}' under this protocol")
     comparisons = []
     for protocol, cells in rows.groupby("protocol", sort=False):
         if reference.n_labeled is None:

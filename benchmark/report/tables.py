@@ -77,7 +77,8 @@ def results_tables(frame: pd.DataFrame, comparisons: list[Comparison]) -> list[T
     refs: dict[tuple[Protocol, str, int], list[Comparison]] = {}
     for c in comparisons:
         if c.protocol is not None and c.ours_mean is not None and c.n_labeled is not None:
-            label = strategy_label(c.reference.strategy, c.reference.setting.get("initial_strategy"))
+            setting = c.reference.setting
+            label = strategy_label(c.reference.strategy, setting.get("initial_strategy"), setting.get("pool_subset"))
             refs.setdefault((c.protocol, label, c.n_labeled), []).append(c)
     tables = []
     for protocol, (title, keys) in protocol_titles(frame).items():
