@@ -21,6 +21,25 @@ from benchmark.strategies import STRATEGIES, phase_strategies, plain_strategy_na
 PROTOCOL_VERSION = 1
 
 
+# settings the papers vary that alb does not implement yet: a suite using one gets this message, never
+# a run under another protocol
+PLANNED_SETTINGS = {
+    "init": "pre-training: imagenet / simsiam / deepcluster / rotation (seeds 001, 003, 004)",
+    "training.head": "linear or SVM heads on frozen features (seed 003)",
+    "training.semi": "semi-supervised label propagation (seed 004)",
+    "training.aux": "jointly trained loss-prediction / discriminator modules (seeds 001, 002)",
+    "view": "dataset views: class imbalance, redundancy (seeds 000, 001)",
+}
+
+
+def planned_setting(key: str) -> str | None:
+    """What a not-yet-implemented setting is for, if ``key`` (or its parent) is one."""
+    for planned, what in PLANNED_SETTINGS.items():
+        if key == planned or key.startswith(f"{planned}."):
+            return what
+    return None
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 

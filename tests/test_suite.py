@@ -839,3 +839,28 @@ def test_ids_change_with_any_setting(tmp_path: Path, old: str, new: str) -> None
 def test_ids_change_with_strategy_and_seed(tmp_path: Path) -> None:
     suite = suite_of(tmp_path, QUICK)
     assert len({c.id for c in suite.cells}) == len(suite.cells) == 9
+
+
+@pytest.mark.parametrize(("where", "text", "expected"), [
+    ("strategy", "  strategy: coreset\n", "strategy 'coreset' is not implemented in alb yet"),
+    ("backbone", "  backbone: vgg16_cifar\n", "backbone 'vgg16_cifar' is not implemented in alb yet"),
+    ("dataset", "  dataset: tiny_imagenet\n", "dataset 'tiny_imagenet' is not implemented in alb yet"),
+    ("init", "  init: simsiam\n", "setting 'init' is not implemented in alb yet"),
+    ("semi", "  training.semi: label_propagation\n", "setting 'training.semi' is not implemented in alb yet"),
+])
+def test_papers_settings_alb_lacks_fail_validation_instead_of_running_something_else(
+        tmp_path: Path, where: str, text: str, expected: str) -> None:
+    path = write_suite(tmp_path, f"""\
+defaults:
+  dataset: digits
+  backbone: small_cnn
+  strategy: entropy
+  budget: {{initial: 20, query: 20, rounds: 2}}
+matrix:
+  seed: [0]
+include:
+  - {{{text.strip().replace(": ", ": ", 1)}}}
+""")
+    msg = error_of(path)
+    assert expected in msg, msg
+    assert "cannot run" in msg

@@ -63,7 +63,7 @@ def _provenance(frame: pd.DataFrame) -> list[list[str]]:
     return rows
 
 
-def build_report(result_dirs: list[Path], out_dir: Path) -> ReportOutput:
+def build_report(result_dirs: list[Path], out_dir: Path, at_labels: list[int] | None = None) -> ReportOutput:
     from benchmark.published import all_numbers
     from benchmark.report.frame import with_labels
     from benchmark.store import load_results
@@ -78,7 +78,7 @@ def build_report(result_dirs: list[Path], out_dir: Path) -> ReportOutput:
     frame = with_labels(raw)
     comparisons = [c for ref in from_published(all_numbers())
                    for c in compare(ref, frame, DEFAULT_ABS_TOL, DEFAULT_K)]
-    tables = results_tables(frame, comparisons)
+    tables = results_tables(frame, comparisons, at_labels)
     boards = leaderboard_tables(frame)
     refs = reference_table(comparisons)
 

@@ -53,10 +53,12 @@ def protocol_titles(frame: pd.DataFrame) -> dict[Protocol, tuple[str, list[str]]
     return titles
 
 
-def label_columns(counts: list[int], wanted: set[int]) -> list[int]:
-    """Up to MAX_LABEL_COLUMNS evenly spaced label counts (first and last included) plus any
-    count a reference asks for."""
+def label_columns(counts: list[int], wanted: set[int], chosen: list[int] | None = None) -> list[int]:
+    """The user's ``chosen`` label counts that the run has, or else up to MAX_LABEL_COLUMNS evenly
+    spaced ones (first and last included); plus any count a reference asks for."""
     counts = sorted(counts)
+    if chosen:
+        return sorted((set(chosen) | wanted) & set(counts))
     positions = np.linspace(0, len(counts) - 1, min(MAX_LABEL_COLUMNS, len(counts)))
     picks = {counts[round(i)] for i in positions}
     return sorted(picks | (wanted & set(counts)))
@@ -71,7 +73,8 @@ def mean_curve(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return curve.index.to_numpy(), curve.to_numpy()
 
 
-def results_tables(frame: pd.DataFrame, comparisons: list[Comparison]) -> list[Table]:
+def results_tables(frame: pd.DataFrame, comparisons: list[Comparison],
+                   at_labels: list[int] | None = None) -> list[Table]:
     """Per protocol: mean ± std accuracy (%) at chosen label counts, AUBC, and the published value
     with our difference wherever a reference exists."""
     refs: dict[tuple[Protocol, str, int], list[Comparison]] = {}
@@ -84,7 +87,7 @@ def results_tables(frame: pd.DataFrame, comparisons: list[Comparison]) -> list[T
     for protocol, (title, keys) in protocol_titles(frame).items():
         rows = frame[frame["protocol"] == protocol]
         wanted = {n for (p, _, n) in refs if p == protocol}
-        columns = label_columns(list(rows["n_labeled"].unique()), wanted)
+        columns = label_columns([int(n) for n in rows["n_labeled"].unique()], wanted, at_labels)
         headers = ["strategy", *[f"{n} labels" for n in columns], "AUBC", "seeds"]
         body, notes = [], []
         for label, srows in rows.groupby("strategy_label", sort=True):
