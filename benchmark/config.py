@@ -76,6 +76,9 @@ class TrainingConfig(StrictModel):
         "dataset allows it), on tensors on the training device")
     start: Literal["warm", "cold"] = Field(
         "warm", description="warm: continue from the previous round's weights; cold: fresh init")
+    head_dropout: float | None = Field(
+        None, ge=0, lt=1, description="dropout before the classifier; null = auto: 0.5 when a strategy "
+        "needs MC dropout (BALD, ...) and the backbone has no dropout layer, else 0")
 
 
 class BudgetConfig(StrictModel):
@@ -150,13 +153,20 @@ class CellConfig(StrictModel):
         if self.pool_subset is not None and self.pool_subset < self.budget.query:
             raise ValueError(f"pool_subset {self.pool_subset} is smaller than budget.query {self.budget.query}: "
                              "a round could not label its batch from it")
-        initial, _ = phase_strategies(self.strategy, self.initial_strategy)
+        initial, rounds = phase_strategies(self.strategy, self.initial_strategy)
         if self.initial_strategy not in (None, initial):
             raise ValueError(f"strategy '{self.strategy}' is a schedule whose initial strategy is "
                              f"'{initial}'; remove initial_strategy '{self.initial_strategy}'")
-        if self.initial_strategy is None:
-            return self.model_copy(update={"initial_strategy": initial})
-        return self
+        needs_mc = any("mc_dropout" in STRATEGIES.entry(s).info["needs"] for s in (initial, rounds))
+        has_dropout = BACKBONES.entry(self.backbone).info.get("has_dropout", False)
+        head_dropout = self.training.head_dropout
+        if head_dropout is None:
+            head_dropout = 0.5 if needs_mc and not has_dropout else 0.0
+        elif needs_mc and not has_dropout and head_dropout == 0:
+            raise ValueError(f"strategy '{self.strategy}' needs MC dropout but backbone '{self.backbone}' has "
+                             "no dropout layer and training.head_dropout is 0; remove it (auto: 0.5) or raise it")
+        training = self.training.model_copy(update={"head_dropout": head_dropout})
+        return self.model_copy(update={"initial_strategy": initial, "training": training})
 
     def canonical(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

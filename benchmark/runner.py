@@ -79,8 +79,9 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
     from benchmark.data.loading import load_dataset
     from benchmark.models.base import build_backbone
     from benchmark.strategies.base import SelectionContext, Strategy
+    from benchmark.strategies.pool_model import PoolModel
     from benchmark.training.augment import Normalizer
-    from benchmark.training.trainer import AugmentationSpec, evaluate, predict_logits, train
+    from benchmark.training.trainer import AugmentationSpec, evaluate, train
 
     events = events or CellEvents()
     cfg = cell.config
@@ -99,7 +100,8 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
 
     def fresh_model(round_index: int) -> torch.nn.Module:
         torch.manual_seed(derive_seed(cfg.seed, round_index, "init"))
-        return build_backbone(cfg.backbone, data.num_classes, data.channels).to(device)
+        head_dropout = cfg.training.head_dropout or 0.0
+        return build_backbone(cfg.backbone, data.num_classes, data.channels, head_dropout).to(device)
 
     def select(strategy: Strategy, model: torch.nn.Module, labeled: np.ndarray, budget: int,
                round_index: int) -> tuple[np.ndarray, float]:
@@ -109,12 +111,14 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
             subset_rng = numpy_rng(cfg.seed, round_index, "subset")
             unlabeled = np.sort(subset_rng.choice(unlabeled, cfg.pool_subset, replace=False))
 
+        pool = PoolModel(model, train_x, train_y, normalize, torch.as_tensor(unlabeled, device=device),
+                         torch.as_tensor(labeled, device=device), cfg.seed)
+
         def probs() -> np.ndarray:
-            logits = predict_logits(model, train_x[torch.as_tensor(unlabeled, device=device)], normalize)
-            return torch.softmax(logits.float(), dim=1).cpu().numpy()
+            return pool.unlabeled_outputs()[0].cpu().numpy()
 
         rng = numpy_rng(cfg.seed, round_index, "select")
-        sel_ctx = SelectionContext(unlabeled, labeled, rng, probs, round_index=round_index)
+        sel_ctx = SelectionContext(unlabeled, labeled, rng, probs, round_index=round_index, pool=pool)
         chosen = np.asarray(strategy.select(sel_ctx, budget), dtype=np.int64)
         if len(np.unique(chosen)) != len(chosen) or not np.isin(chosen, unlabeled).all():
             raise RuntimeError(f"strategy '{strategy.name}' returned duplicate or labeled indices")

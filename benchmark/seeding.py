@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-PURPOSES = {"init": 0, "train": 1, "select": 2, "subset": 3}
+PURPOSES = {"init": 0, "train": 1, "select": 2, "subset": 3, "mc_dropout": 4}
 
 
 def derive_seed(seed: int, round_index: int, purpose: str) -> int:

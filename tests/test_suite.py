@@ -177,7 +177,7 @@ def test_unknown_key_inside_dict_valued_axis(tmp_path: Path) -> None:
     msg = error_of(path)
     assert f"{path}:{line_no(path, 'training: [{epoch')}:" in msg
     assert "unknown key 'training.epoch'" in msg
-    assert "Allowed keys here: augmentation, batch_size, epochs, optimizer, schedule, start." in msg
+    assert "Allowed keys here: augmentation, batch_size, epochs, head_dropout, optimizer, schedule, start." in msg
     assert "Did you mean 'epochs'?" in msg
 
 

@@ -15,19 +15,24 @@ class Backbone(nn.Module):
 
     embedding_dim: int
     head: nn.Linear
+    head_dropout: nn.Module | None = None  # set by build_backbone when training.head_dropout > 0
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        return self.forward_with_embedding(x)[0]
 
     def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         embedding = self.features(x)
-        return self.head(embedding), embedding
+        dropped = embedding if self.head_dropout is None else self.head_dropout(embedding)
+        return self.head(dropped), embedding
 
 
-def build_backbone(name: str, num_classes: int, in_channels: int) -> Backbone:
+def build_backbone(name: str, num_classes: int, in_channels: int, head_dropout: float = 0.0) -> Backbone:
     from benchmark.models import BACKBONES
 
-    return BACKBONES.get(name)(num_classes=num_classes, in_channels=in_channels)
+    model = BACKBONES.get(name)(num_classes=num_classes, in_channels=in_channels)
+    if head_dropout > 0:
+        model.head_dropout = nn.Dropout(head_dropout)
+    return model

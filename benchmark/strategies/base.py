@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from benchmark.strategies.pool_model import PoolModel
 
 
 @dataclass
@@ -15,7 +19,9 @@ class SelectionContext:
     ``unlabeled`` and ``labeled`` hold pool indices; round 0 is the initial selection,
     made by the randomly initialised network. ``probs_fn`` returns the
     softmax outputs of the current model on ``unlabeled`` (rows aligned with
-    it), computed in eval mode without augmentation.
+    it), computed in eval mode without augmentation. ``pool`` gives strategies that need
+    more (embeddings, the labeled set's features, MC-dropout passes, the network) the same
+    cached forward passes, as torch tensors on the training device.
     """
 
     unlabeled: np.ndarray
@@ -23,7 +29,13 @@ class SelectionContext:
     rng: np.random.Generator
     probs_fn: Callable[[], np.ndarray] | None = None
     round_index: int = 0
+    pool: PoolModel | None = None
     _probs: np.ndarray | None = field(default=None, repr=False)
+
+    def require_pool(self) -> PoolModel:
+        if self.pool is None:
+            raise RuntimeError("this strategy needs the network (embeddings / MC dropout); no model given")
+        return self.pool
 
     def probs(self) -> np.ndarray:
         if self._probs is None:

@@ -1,0 +1,84 @@
+"""The current network as strategies see it: every forward pass over the pool, computed once per round.
+
+Everything runs in eval mode without augmentation, in large batches without
+gradients, on the training device; results stay there as tensors so that
+selection algorithms can run on the GPU too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+EVAL_BATCH_SIZE = 1024
+
+
+def dropout_layers(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, nn.Dropout | nn.Dropout1d | nn.Dropout2d)]
+
+
+class PoolModel:
+    """Probabilities and penultimate embeddings of the unlabeled and labeled pool, MC-dropout passes."""
+
+    def __init__(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
+                 normalize: Callable[[torch.Tensor], torch.Tensor], unlabeled: torch.Tensor,
+                 labeled: torch.Tensor, seed: int) -> None:
+        self.network, self.images, self.targets, self.normalize = model, images, targets, normalize
+        self.unlabeled_index, self.labeled_index = unlabeled, labeled
+        self.seed = seed
+        self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._mc: dict[int, torch.Tensor] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    @torch.no_grad()
+    def _outputs(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.network.eval()
+        probs, embeddings = [], []
+        for chunk in index.split(EVAL_BATCH_SIZE):
+            logits, emb = self.network.forward_with_embedding(self.normalize(self.images[chunk]))
+            probs.append(torch.softmax(logits.float(), dim=1))
+            embeddings.append(emb.float())
+        if not probs:
+            c = self.network.head.out_features
+            return torch.empty(0, c, device=self.device), torch.empty(0, self.network.embedding_dim,
+                                                                      device=self.device)
+        return torch.cat(probs), torch.cat(embeddings)
+
+    def unlabeled_outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(softmax probabilities, penultimate embeddings) of the unlabeled pool, rows as ``unlabeled``."""
+        if "unlabeled" not in self._cache:
+            self._cache["unlabeled"] = self._outputs(self.unlabeled_index)
+        return self._cache["unlabeled"]
+
+    def labeled_outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if "labeled" not in self._cache:
+            self._cache["labeled"] = self._outputs(self.labeled_index)
+        return self._cache["labeled"]
+
+    def labeled_targets(self) -> torch.Tensor:
+        return self.targets[self.labeled_index]
+
+    @torch.no_grad()
+    def mc_dropout_probs(self, passes: int) -> torch.Tensor:
+        """(passes, n_unlabeled, classes) softmax outputs with only the dropout layers stochastic
+        (batch norm and everything else in eval mode), as MC dropout prescribes (Gal et al. 2017)."""
+        if passes not in self._mc:
+            layers = dropout_layers(self.network)
+            if not layers:
+                raise RuntimeError("MC dropout needs dropout layers; set training.head_dropout > 0")
+            self.network.eval()
+            for layer in layers:
+                layer.train()
+            from benchmark.seeding import derive_seed
+
+            torch.manual_seed(derive_seed(self.seed, int(self.labeled_index.numel()), "mc_dropout"))
+            try:
+                self._mc[passes] = torch.stack([self._outputs(self.unlabeled_index)[0] for _ in range(passes)])
+            finally:
+                self.network.eval()
+        return self._mc[passes]
