@@ -1,0 +1,1 @@
+"""Benchmarks of alb itself (selection speed and memory); not part of the test run."""
