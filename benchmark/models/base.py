@@ -15,7 +15,11 @@ class Backbone(nn.Module):
 
     embedding_dim: int
     head: nn.Linear
-    head_dropout: nn.Module | None = None  # set by build_backbone when training.head_dropout > 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        # replaced by nn.Dropout in build_backbone when training.head_dropout > 0
+        self.head_dropout: nn.Module = nn.Identity()
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -25,8 +29,7 @@ class Backbone(nn.Module):
 
     def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         embedding = self.features(x)
-        dropped = embedding if self.head_dropout is None else self.head_dropout(embedding)
-        return self.head(dropped), embedding
+        return self.head(self.head_dropout(embedding)), embedding
 
 
 def build_backbone(name: str, num_classes: int, in_channels: int, head_dropout: float = 0.0) -> Backbone:

@@ -37,7 +37,7 @@ class PoolModel:
 
     @torch.no_grad()
     def _outputs(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.network.eval()
+        """Forward passes in the network's current mode (the callers set it)."""
         probs, embeddings = [], []
         for chunk in index.split(EVAL_BATCH_SIZE):
             logits, emb = self.network.forward_with_embedding(self.normalize(self.images[chunk]))
@@ -52,11 +52,13 @@ class PoolModel:
     def unlabeled_outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(softmax probabilities, penultimate embeddings) of the unlabeled pool, rows as ``unlabeled``."""
         if "unlabeled" not in self._cache:
+            self.network.eval()
             self._cache["unlabeled"] = self._outputs(self.unlabeled_index)
         return self._cache["unlabeled"]
 
     def labeled_outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
         if "labeled" not in self._cache:
+            self.network.eval()
             self._cache["labeled"] = self._outputs(self.labeled_index)
         return self._cache["labeled"]
 
