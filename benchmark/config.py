@@ -27,7 +27,6 @@ PLANNED_SETTINGS = {
     "init": "pre-training: imagenet / simsiam / deepcluster / rotation (seeds 001, 003, 004)",
     "training.head": "linear or SVM heads on frozen features (seed 003)",
     "training.semi": "semi-supervised label propagation (seed 004)",
-    "training.aux": "jointly trained loss-prediction / discriminator modules (seeds 001, 002)",
     "view": "dataset views: class imbalance, redundancy (seeds 000, 001)",
 }
 
@@ -76,6 +75,15 @@ class TrainingConfig(StrictModel):
         "dataset allows it), on tensors on the training device")
     start: Literal["warm", "cold"] = Field(
         "warm", description="warm: continue from the previous round's weights; cold: fresh init")
+    aux: Literal["none", "loss_prediction"] | None = Field(
+        None, description="auxiliary module trained jointly with any strategy (seed 001 sections 5-6): "
+        "loss_prediction = LL4AL's module; null = auto: loss_prediction when the strategy needs it "
+        "(learning_loss, lplgrad), else none. The VAAL discriminator is not implemented yet")
+    aux_weight: float = Field(1.0, gt=0, description="lambda of the auxiliary loss (LL4AL: 1)")
+    aux_margin: float = Field(1.0, gt=0, description="margin of LL4AL's ranking loss")
+    aux_detach_epoch: int | None = Field(
+        None, ge=0, description="epoch from which the auxiliary module's input is detached from the "
+        "backbone; null = 60 % of the epochs (LL4AL: 120 of 200)")
     head_dropout: float | None = Field(
         None, ge=0, lt=1, description="dropout before the classifier; null = auto: 0.5 when a strategy "
         "needs MC dropout (BALD, ...) and the backbone has no dropout layer, else 0")
@@ -165,7 +173,18 @@ class CellConfig(StrictModel):
         elif needs_mc and not has_dropout and head_dropout == 0:
             raise ValueError(f"strategy '{self.strategy}' needs MC dropout but backbone '{self.backbone}' has "
                              "no dropout layer and training.head_dropout is 0; remove it (auto: 0.5) or raise it")
-        training = self.training.model_copy(update={"head_dropout": head_dropout})
+        needs_aux = any("loss_prediction" in STRATEGIES.entry(s).info["needs"] for s in (initial, rounds))
+        aux = self.training.aux
+        if aux is None:
+            aux = "loss_prediction" if needs_aux else "none"
+        elif needs_aux and aux == "none":
+            raise ValueError(f"strategy '{self.strategy}' selects with LL4AL's loss-prediction module; "
+                             "remove training.aux: none (auto: loss_prediction)")
+        detach = self.training.aux_detach_epoch
+        if aux != "none" and detach is None:
+            detach = round(0.6 * self.training.epochs)
+        training = self.training.model_copy(update={"head_dropout": head_dropout, "aux": aux,
+                                                    "aux_detach_epoch": detach})
         return self.model_copy(update={"initial_strategy": initial, "training": training})
 
     def canonical(self) -> dict[str, Any]:

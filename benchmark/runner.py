@@ -25,7 +25,7 @@ from benchmark.store import SuiteStore, atomic_write, now_iso, provenance
 from benchmark.strategies import STRATEGIES
 from benchmark.suite import Cell, Suite
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 
 class CellEvents:
@@ -72,6 +72,10 @@ def _load_progress(path: Path, cell_id: str) -> dict[str, Any] | None:
     return state
 
 
+def _cpu_state(module: Any) -> dict[str, Any]:
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
 def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> list[dict[str, Any]]:
     """Run (or resume) one cell and return its rows; writes a checkpoint after every round."""
     import torch
@@ -81,6 +85,7 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
     from benchmark.strategies.base import SelectionContext, Strategy
     from benchmark.strategies.pool_model import PoolModel
     from benchmark.training.augment import Normalizer
+    from benchmark.training.aux import AuxTraining, FeatureTaps, build_loss_prediction
     from benchmark.training.trainer import AugmentationSpec, evaluate, train
 
     events = events or CellEvents()
@@ -98,13 +103,20 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
     initial_strategy = STRATEGIES.get(cfg.initial_strategy)()
     query_strategy = STRATEGIES.get(cfg.strategy)()
 
-    def fresh_model(round_index: int) -> torch.nn.Module:
+    def fresh_learner(round_index: int) -> tuple[torch.nn.Module, AuxTraining | None]:
+        """A freshly initialised backbone, and its auxiliary module when training.aux asks for one."""
         torch.manual_seed(derive_seed(cfg.seed, round_index, "init"))
         head_dropout = cfg.training.head_dropout or 0.0
-        return build_backbone(cfg.backbone, data.num_classes, data.channels, head_dropout).to(device)
+        model = build_backbone(cfg.backbone, data.num_classes, data.channels, head_dropout).to(device)
+        aux = None
+        if cfg.training.aux == "loss_prediction":
+            assert cfg.training.aux_detach_epoch is not None
+            aux = AuxTraining(build_loss_prediction(model, normalize(train_x[:1])), FeatureTaps(model),
+                              cfg.training.aux_weight, cfg.training.aux_margin, cfg.training.aux_detach_epoch)
+        return model, aux
 
-    def select(strategy: Strategy, model: torch.nn.Module, labeled: np.ndarray, budget: int,
-               round_index: int) -> tuple[np.ndarray, float]:
+    def select(strategy: Strategy, model: torch.nn.Module, aux: AuxTraining | None, labeled: np.ndarray,
+               budget: int, round_index: int) -> tuple[np.ndarray, float]:
         start = time.perf_counter()
         unlabeled = np.setdiff1d(np.arange(pool_size), labeled, assume_unique=True)
         if round_index > 0 and cfg.pool_subset is not None and len(unlabeled) > cfg.pool_subset:
@@ -112,7 +124,7 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
             unlabeled = np.sort(subset_rng.choice(unlabeled, cfg.pool_subset, replace=False))
 
         pool = PoolModel(model, train_x, train_y, normalize, torch.as_tensor(unlabeled, device=device),
-                         torch.as_tensor(labeled, device=device), cfg.seed)
+                         torch.as_tensor(labeled, device=device), cfg.seed, aux)
 
         def probs() -> np.ndarray:
             return pool.unlabeled_outputs()[0].cpu().numpy()
@@ -126,10 +138,10 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
 
     progress_path = ctx.store.progress_path(cell.id)
     state = _load_progress(progress_path, cell.id)
-    weights: dict[str, torch.Tensor] | None
+    weights: dict[str, dict[str, torch.Tensor]] | None  # {"model": ..., "aux": ...} for warm starts
     if state is None:
-        model = fresh_model(0)
-        pending, pending_seconds = select(initial_strategy, model, np.empty(0, np.int64),
+        model, aux = fresh_learner(0)
+        pending, pending_seconds = select(initial_strategy, model, aux, np.empty(0, np.int64),
                                           cfg.budget.initial, 0)
         labeled = pending
         rows: list[dict[str, Any]] = []
@@ -144,25 +156,28 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
     rounds = cfg.budget.rounds
     for r in range(start_round, rounds + 1):
         events.round_started(r, rounds)
-        model = fresh_model(r if cfg.training.start == "cold" else 0)
+        model, aux = fresh_learner(r if cfg.training.start == "cold" else 0)
         if cfg.training.start == "warm" and weights is not None:
-            model.load_state_dict(weights)
+            model.load_state_dict(weights["model"])
+            if aux is not None:
+                aux.module.load_state_dict(weights["aux"])
         generator = torch.Generator(device=device)
         generator.manual_seed(derive_seed(cfg.seed, r, "train"))
         torch.manual_seed(derive_seed(cfg.seed, r, "train"))
         idx = torch.as_tensor(labeled, device=device)
         result = train(model, train_x[idx], train_y[idx], cfg.training, normalize, augmentation,
-                       generator, events.epoch_finished)
+                       generator, events.epoch_finished, aux)
         metrics = evaluate(model, test_x, test_y, normalize, data.num_classes)
         row = {"round": r, "n_labeled": len(labeled), **metrics, "train_loss": result.final_loss,
                "train_seconds": result.seconds, "query_seconds": pending_seconds,
                "selected": pending.tolist(), "finished_at": now_iso()}
         rows.append(row)
         if r < rounds:
-            pending, pending_seconds = select(query_strategy, model, labeled, cfg.budget.query, r + 1)
+            pending, pending_seconds = select(query_strategy, model, aux, labeled, cfg.budget.query, r + 1)
             labeled = np.concatenate([labeled, pending])
-        weights = ({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                   if cfg.training.start == "warm" else None)
+        weights = None
+        if cfg.training.start == "warm":
+            weights = {"model": _cpu_state(model), "aux": _cpu_state(aux.module) if aux is not None else {}}
         _save_progress(progress_path, {
             "version": CHECKPOINT_VERSION, "cell_id": cell.id, "next_round": r + 1, "rows": rows,
             "labeled": torch.as_tensor(labeled), "pending": torch.as_tensor(pending),

@@ -14,8 +14,9 @@ from benchmark.suite import load_suite
 
 
 def test_list_shows_every_registry(capsys: pytest.CaptureFixture[str]) -> None:
-    for what, expected in (("strategies", ["random", "entropy", "least_confidence", "high_confidence",
-                                           "margin", "hclc", "lchc", "rhc", "rlc"]),
+    from benchmark.strategies import STRATEGIES
+
+    for what, expected in (("strategies", STRATEGIES.names()),
                            ("backbones", ["small_cnn", "resnet18_cifar"]),
                            ("datasets", ["digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn"])):
         assert cli.main(["list", what]) == 0

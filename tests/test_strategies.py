@@ -324,10 +324,18 @@ def test_random_consumes_only_the_given_generator() -> None:
 
 
 def test_registered_names() -> None:
-    assert plain_strategy_names() == ["entropy", "high_confidence", "least_confidence",
-                                      "margin", "random"]
-    assert STRATEGIES.names() == ["entropy", "hclc", "high_confidence", "lchc",
-                                  "least_confidence", "margin", "random", "rhc", "rlc"]
+    assert {"entropy", "high_confidence", "least_confidence", "margin", "random"} <= set(plain_strategy_names())
+    schedules = [e.name for e in STRATEGIES if e.info["kind"] == "schedule"]
+    assert schedules == ["hclc", "lchc", "rhc", "rlc"]
+
+
+@pytest.mark.parametrize("name", STRATEGIES.names())
+def test_every_registered_strategy_loads_with_its_name_and_needs(name: str) -> None:
+    cls = STRATEGIES.get(name)
+    assert issubclass(cls, Strategy) and cls.name == name
+    info = STRATEGIES.entry(name).info
+    if info["kind"] == "plain":
+        assert tuple(cls.needs) == tuple(info["needs"])
 
 
 @pytest.mark.parametrize("name", ["random", *SCORE_STRATEGIES])
@@ -382,9 +390,12 @@ def test_schedules_name_plain_strategies() -> None:
 # --------------------------------------------------------------------------- every strategy
 
 
-@pytest.mark.parametrize("name", plain_strategy_names())
+PROBABILITY_ONLY = [n for n in plain_strategy_names() if set(STRATEGIES.entry(n).info["needs"]) <= {"probs"}]
+
+
+@pytest.mark.parametrize("name", PROBABILITY_ONLY)
 @pytest.mark.parametrize("budget", [1, 17, 200, 500])
-def test_every_plain_strategy_on_dirichlet_probs(name: str, budget: int) -> None:
+def test_every_probability_strategy_on_dirichlet_probs(name: str, budget: int) -> None:
     rng = np.random.default_rng(2024)
     probs = dirichlet_probs(rng, 200, 10)
     everything = rng.permutation(1000)

@@ -12,6 +12,7 @@ import pytest
 from benchmark.cli import main
 from benchmark.config import CellConfig
 from benchmark.errors import ConfigError
+from benchmark.strategies import STRATEGIES, plain_strategy_names
 from benchmark.suite import Suite, load_suite
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "suites" / "quickstart.yaml"
@@ -27,8 +28,8 @@ defaults:
     optimizer: {name: sgd, lr: 0.05}
 """
 
-ALL_STRATEGIES = ("entropy, hclc, high_confidence, lchc, least_confidence, margin, random, "
-                  "rhc, rlc")
+ALL_STRATEGIES = ", ".join(STRATEGIES.names())
+PLAIN_STRATEGIES = ", ".join(plain_strategy_names())
 
 
 # --------------------------------------------------------------------------- helpers
@@ -177,7 +178,8 @@ def test_unknown_key_inside_dict_valued_axis(tmp_path: Path) -> None:
     msg = error_of(path)
     assert f"{path}:{line_no(path, 'training: [{epoch')}:" in msg
     assert "unknown key 'training.epoch'" in msg
-    assert "Allowed keys here: augmentation, batch_size, epochs, head_dropout, optimizer, schedule, start." in msg
+    assert ("Allowed keys here: augmentation, aux, aux_detach_epoch, aux_margin, aux_weight, batch_size, epochs, "
+            "head_dropout, optimizer, schedule, start.") in msg
     assert "Did you mean 'epochs'?" in msg
 
 
@@ -279,7 +281,7 @@ def test_unknown_initial_strategy(tmp_path: Path) -> None:
     msg = error_of(path)
     assert f"{path}:{line_no(path, 'initial_strategy:')}:" in msg
     assert "unknown initial strategy 'entropi'" in msg
-    assert "Allowed: entropy, high_confidence, least_confidence, margin, random." in msg
+    assert f"Allowed: {PLAIN_STRATEGIES}." in msg
     assert "Did you mean 'entropy'?" in msg
 
 
@@ -842,7 +844,7 @@ def test_ids_change_with_strategy_and_seed(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("where", "text", "expected"), [
-    ("strategy", "  strategy: coreset\n", "strategy 'coreset' is not implemented in alb yet"),
+    ("strategy", "  strategy: vaal\n", "strategy 'vaal' is not implemented in alb yet"),
     ("backbone", "  backbone: vgg16_cifar\n", "backbone 'vgg16_cifar' is not implemented in alb yet"),
     ("dataset", "  dataset: tiny_imagenet\n", "dataset 'tiny_imagenet' is not implemented in alb yet"),
     ("init", "  init: simsiam\n", "setting 'init' is not implemented in alb yet"),

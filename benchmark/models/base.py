@@ -24,6 +24,11 @@ class Backbone(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def tap_points(self) -> list[nn.Module]:
+        """Modules whose outputs (N, C, H, W feature maps, shallow to deep) auxiliary modules such as
+        LL4AL's loss-prediction module read; for ResNets the output of each stage."""
+        raise NotImplementedError
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_embedding(x)[0]
 

@@ -37,12 +37,14 @@ class ResNetCifar(Backbone):
         self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False),
                                   nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
         stages: list[nn.Module] = []
+        self._stage_ends: list[int] = []
         c_in = widths[0]
         for i, (n_blocks, width) in enumerate(zip(blocks_per_stage, widths, strict=True)):
             for j in range(n_blocks):
                 stride = 2 if (i > 0 and j == 0) else 1
                 stages.append(BasicBlock(c_in, width, stride))
                 c_in = width
+            self._stage_ends.append(len(stages) - 1)
         self.stages = nn.Sequential(*stages)
         self.embedding_dim = c_in
         self.head = nn.Linear(c_in, num_classes)
@@ -50,6 +52,9 @@ class ResNetCifar(Backbone):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         out = self.stages(self.stem(x))
         return torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
+
+    def tap_points(self) -> list[nn.Module]:
+        return [self.stages[i] for i in self._stage_ends]  # the last block of each stage
 
 
 def resnet18_cifar(num_classes: int, in_channels: int = 3) -> ResNetCifar:

@@ -29,3 +29,6 @@ class SmallCNN(Backbone):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+    def tap_points(self) -> list[nn.Module]:
+        return [self.body[0], self.body[1], self.body[3]]  # the three conv blocks

@@ -40,10 +40,47 @@ for _name, (_initial, _rounds, _what) in SCHEDULES.items():
                         f"schedule (seed 000): {_what}", kind="schedule", initial=_initial, rounds=_rounds)
 
 
+_B = "benchmark.strategies.bayesian"
+STRATEGIES.register("bald", f"{_B}:BALD", "BALD: mutual information between prediction and weights under "
+                    "MC dropout (Houlsby et al. 2011; Gal et al. 2017)", kind="plain", needs=("mc_dropout",))
+STRATEGIES.register("batchbald", f"{_B}:BatchBALD", "BatchBALD: greedy joint mutual information of the batch "
+                    "(Kirsch et al. 2019)", kind="plain", needs=("mc_dropout",))
+STRATEGIES.register("mean_std", f"{_B}:MeanSTD", "mean over classes of the std of MC-dropout probabilities "
+                    "(Kampffmeyer et al. 2016)", kind="plain", needs=("mc_dropout",))
+STRATEGIES.register("var_ratio", f"{_B}:VariationRatio", "variation ratio 1 - mode frequency of MC-dropout "
+                    "predictions (Freeman 1965; Gal et al. 2017)", kind="plain", needs=("mc_dropout",))
+_D = "benchmark.strategies.diversity"
+STRATEGIES.register("coreset", f"{_D}:CoreSet", "CoreSet: k-center greedy on penultimate embeddings "
+                    "(Sener & Savarese 2018)", kind="plain", needs=("embeddings",))
+STRATEGIES.register("kmeans", f"{_D}:KMeansSampling", "samples closest to k-means centres of the unlabeled "
+                    "embeddings", kind="plain", needs=("embeddings",))
+STRATEGIES.register("typiclust", f"{_D}:TypiClust", "TypiClust: most typical sample of each uncovered cluster "
+                    "(Hacohen et al. 2022)", kind="plain", needs=("embeddings",))
+STRATEGIES.register("probcover", f"{_D}:ProbCover", "ProbCover: greedy max coverage of delta-balls "
+                    "(Yehuda et al. 2022)", kind="plain", needs=("embeddings",))
+STRATEGIES.register("badge", "benchmark.strategies.badge:BADGE", "BADGE: k-means++ seeding on hallucinated "
+                    "last-layer gradient embeddings (Ash et al. 2020)", kind="plain", needs=("probs", "embeddings"))
+STRATEGIES.register("cluster_margin", "benchmark.strategies.cluster_margin:ClusterMargin",
+                    "Cluster-Margin: margin-ranked samples spread over HAC clusters (Citovsky et al. 2021)",
+                    kind="plain", needs=("probs", "embeddings"))
+STRATEGIES.register("svm_min_margin", "benchmark.strategies.svm:SVMMinMargin", "linear one-vs-rest SVM (C=5) "
+                    "on frozen features, smallest margin first (seed 003; Tong & Koller 2001)", kind="plain",
+                    needs=("embeddings",))
+
+STRATEGIES.register("ent_gradnorm", "benchmark.strategies.gradnorm:EntropyGradNorm",
+                    "Ent-GradNorm: largest Frobenius norm of the gradient of the output entropy w.r.t. all "
+                    "weights (Wang et al. 2022; seed 002 Eqs. 6-9)", kind="plain", needs=("network",))
+
+STRATEGIES.register("learning_loss", "benchmark.strategies.learning_loss:LearningLoss",
+                    "LL4AL: highest loss predicted by the jointly trained loss-prediction module "
+                    "(Yoo & Kweon 2019); sets training.aux: loss_prediction", kind="plain",
+                    needs=("loss_prediction",))
+STRATEGIES.register("lplgrad", "benchmark.strategies.learning_loss:LPLGrad",
+                    "LPLgrad: loss-prediction module trained jointly, selection by entropy gradient norm "
+                    "(seed 002)", kind="plain", needs=("network", "loss_prediction"))
+
 STRATEGIES.plan(
-    ["bald", "batchbald", "mean_std", "var_ratio", "coreset", "kmeans", "typiclust", "probcover", "badge",
-     "cluster_margin", "learning_loss", "lplgrad", "ent_gradnorm", "vaal", "ceal", "jlp", "svm_min_margin",
-     "glister", "jls", "waal"],
+    ["vaal", "ceal", "jlp", "glister", "jls", "waal"],
     "planned: the query strategies of the papers and the field")
 
 

@@ -8,9 +8,13 @@ selection algorithms can run on the GPU too.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from benchmark.training.aux import AuxTraining
 
 EVAL_BATCH_SIZE = 1024
 
@@ -24,8 +28,9 @@ class PoolModel:
 
     def __init__(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
                  normalize: Callable[[torch.Tensor], torch.Tensor], unlabeled: torch.Tensor,
-                 labeled: torch.Tensor, seed: int) -> None:
+                 labeled: torch.Tensor, seed: int, aux: AuxTraining | None = None) -> None:
         self.network, self.images, self.targets, self.normalize = model, images, targets, normalize
+        self.aux = aux
         self.unlabeled_index, self.labeled_index = unlabeled, labeled
         self.seed = seed
         self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -84,3 +89,14 @@ class PoolModel:
             finally:
                 self.network.eval()
         return self._mc[passes]
+
+    def predicted_losses(self) -> torch.Tensor:
+        """LL4AL's predicted loss of every unlabeled sample (needs training.aux: loss_prediction)."""
+        if self.aux is None:
+            raise RuntimeError("predicted losses need the loss-prediction module: training.aux: loss_prediction")
+        if "predicted_losses" not in self._cache:
+            parts = [self.aux.predict(self.network, self.normalize(self.images[chunk]))
+                     for chunk in self.unlabeled_index.split(EVAL_BATCH_SIZE)]
+            losses = torch.cat(parts) if parts else torch.empty(0, device=self.device)
+            self._cache["predicted_losses"] = (losses, losses)
+        return self._cache["predicted_losses"][0]

@@ -14,6 +14,7 @@ from torch.nn import functional as F
 from benchmark.config import OptimizerConfig, ScheduleConfig, TrainingConfig
 from benchmark.errors import NonFiniteLossError
 from benchmark.training.augment import Normalizer, random_crop, random_hflip
+from benchmark.training.aux import AuxTraining
 
 EVAL_BATCH_SIZE = 1024
 EpochCallback = Callable[[int, int, float], None]
@@ -33,11 +34,11 @@ class TrainResult:
     seconds: float
 
 
-def make_optimizer(model: nn.Module, cfg: OptimizerConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: list[nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
     if cfg.name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
                                weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig,
@@ -61,15 +62,19 @@ def _batches(n: int, batch_size: int, generator: torch.Generator, device: torch.
 
 def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: TrainingConfig,
           normalize: Normalizer, augmentation: AugmentationSpec, generator: torch.Generator,
-          on_epoch: EpochCallback | None = None) -> TrainResult:
-    """Supervised training on (images, labels), both already on the model's device."""
+          on_epoch: EpochCallback | None = None, aux: AuxTraining | None = None) -> TrainResult:
+    """Supervised training on (images, labels), both already on the model's device; with ``aux``,
+    the auxiliary module is trained jointly (its loss added to the cross-entropy)."""
     start = time.perf_counter()
-    optimizer = make_optimizer(model, cfg.optimizer)
+    params = list(model.parameters()) + (list(aux.module.parameters()) if aux is not None else [])
+    optimizer = make_optimizer(params, cfg.optimizer)
     scheduler = make_scheduler(optimizer, cfg.schedule, cfg.epochs)
     augment = cfg.augmentation == "standard"
     n = images.shape[0]
     mean_loss = float("nan")
     model.train()
+    if aux is not None:
+        aux.module.train()
     for epoch in range(cfg.epochs):
         loss_sum = torch.zeros((), device=images.device)
         for idx in _batches(n, cfg.batch_size, generator, images.device):
@@ -78,7 +83,13 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: Tra
                 x = random_crop(x, augmentation.crop_padding, generator)
                 if augmentation.hflip:
                     x = random_hflip(x, generator)
-            loss = F.cross_entropy(model(normalize(x)), labels[idx])
+            if aux is None:
+                loss = F.cross_entropy(model(normalize(x)), labels[idx])
+            else:
+                with aux.taps.active() as maps:
+                    logits = model(normalize(x))
+                per_sample = F.cross_entropy(logits, labels[idx], reduction="none")
+                loss = per_sample.mean() + aux.loss(maps, per_sample, epoch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

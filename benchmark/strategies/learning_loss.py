@@ -1,0 +1,27 @@
+"""Strategies that rely on LL4AL's jointly trained loss-prediction module (training.aux)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmark.strategies.base import SelectionContext, Strategy, top_k
+from benchmark.strategies.gradnorm import EntropyGradNorm
+
+
+class LearningLoss(Strategy):
+    """LL4AL (Yoo & Kweon 2019): label the samples with the *highest* predicted loss."""
+
+    name = "learning_loss"
+    needs = ("loss_prediction",)
+
+    def select(self, ctx: SelectionContext, budget: int) -> np.ndarray:
+        losses = ctx.require_pool().predicted_losses().cpu().numpy()
+        return ctx.unlabeled[top_k(losses, budget)]
+
+
+class LPLGrad(EntropyGradNorm):
+    """LPLgrad (seed 002): train jointly with the loss-prediction module (training.aux is set
+    automatically), then select by the entropy gradient norm of the main model, highest first."""
+
+    name = "lplgrad"
+    needs = ("network", "loss_prediction")

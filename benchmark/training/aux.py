@@ -1,0 +1,105 @@
+"""Auxiliary modules trained jointly with the backbone, attachable to any strategy's training.
+
+``loss_prediction``: the loss-prediction module of LL4AL (Yoo & Kweon 2019, "Learning Loss for
+Active Learning"). It reads the backbone's intermediate feature maps (``tap_points``), global-
+average-pools each, maps it through a linear layer + ReLU (128 units), concatenates and predicts
+one scalar: the sample's loss. It is trained with a margin ranking loss on pairs of the batch
+(the sign of the true loss difference, margin 1), weighted by lambda = 1, and its input is
+detached from the backbone after 60 % of the epochs (epoch 120 of 200 in the paper). Seed 001
+(sections 5-6) shows that this joint training, not the selection, is where LL4AL's gain comes
+from, hence ``training.aux`` works with every strategy; ``learning_loss`` then selects by the
+*highest* predicted loss and ``lplgrad`` (seed 002) by the entropy gradient norm.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from benchmark.models.base import Backbone
+
+HIDDEN_UNITS = 128
+
+
+class FeatureTaps:
+    """Captures the outputs of a backbone's tap points during forward passes."""
+
+    def __init__(self, model: Backbone) -> None:
+        self.points = model.tap_points()
+        self.maps: list[torch.Tensor] = []
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[list[torch.Tensor]]:
+        self.maps.clear()
+        handles = [p.register_forward_hook(lambda _m, _i, out: self.maps.append(out)) for p in self.points]
+        try:
+            yield self.maps
+        finally:
+            for handle in handles:
+                handle.remove()
+
+
+class LossPredictionModule(nn.Module):
+    def __init__(self, channels: list[int], hidden: int = HIDDEN_UNITS) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(nn.Linear(c, hidden) for c in channels)
+        self.out = nn.Linear(hidden * len(channels), 1)
+
+    def forward(self, maps: list[torch.Tensor]) -> torch.Tensor:
+        pooled = [F.relu(fc(torch.flatten(F.adaptive_avg_pool2d(m, 1), 1)))
+                  for fc, m in zip(self.branches, maps, strict=True)]
+        return self.out(torch.cat(pooled, dim=1)).squeeze(1)
+
+
+def build_loss_prediction(model: Backbone, example: torch.Tensor) -> LossPredictionModule:
+    """Size the module's branches from one forward pass of ``example`` (a normalised batch)."""
+    taps = FeatureTaps(model)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), taps.active() as maps:
+        model(example[:1])
+    model.train(was_training)
+    return LossPredictionModule([int(m.shape[1]) for m in maps]).to(example.device)
+
+
+def ranking_loss(predicted: torch.Tensor, target: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
+    """LL4AL's loss-prediction loss: pair sample i with sample B-1-i; for each pair, hinge on the
+    predicted difference having the sign of the true loss difference:
+    mean(max(0, margin - sign(l_i - l_j) * (p_i - p_j))). A middle sample of an odd batch is unpaired."""
+    half = predicted.shape[0] // 2
+    if half == 0:
+        return predicted.sum() * 0.0
+    diff_pred = predicted[:half] - predicted.flip(0)[:half]
+    diff_true = (target[:half] - target.flip(0)[:half]).detach()
+    sign = torch.where(diff_true > 0, 1.0, -1.0)
+    return F.relu(margin - sign * diff_pred).mean()
+
+
+@dataclass
+class AuxTraining:
+    """A loss-prediction module attached to a backbone, with its training settings."""
+
+    module: LossPredictionModule
+    taps: FeatureTaps
+    weight: float
+    margin: float
+    detach_epoch: int
+
+    def loss(self, maps: list[torch.Tensor], per_sample_loss: torch.Tensor, epoch: int) -> torch.Tensor:
+        if epoch >= self.detach_epoch:  # stop the ranking loss from shaping the backbone late in training
+            maps = [m.detach() for m in maps]
+        return self.weight * ranking_loss(self.module(maps), per_sample_loss, self.margin)
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+        """Predicted losses of a normalised batch, everything in eval mode."""
+        model.eval()
+        self.module.eval()
+        with self.taps.active() as maps:
+            model(inputs)
+        return self.module(maps)
