@@ -25,7 +25,7 @@ from benchmark.store import SuiteStore, atomic_write, now_iso, provenance
 from benchmark.strategies import STRATEGIES
 from benchmark.suite import Cell, Suite
 
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
 
 
 class CellEvents:
@@ -115,6 +115,9 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
                               cfg.training.aux_weight, cfg.training.aux_margin, cfg.training.aux_detach_epoch)
         return model, aux
 
+    # pseudo-labeled samples for the next round's training only (CEAL): (pool indices, labels)
+    pseudo: list[np.ndarray] = [np.empty(0, np.int64), np.empty(0, np.int64)]
+
     def select(strategy: Strategy, model: torch.nn.Module, aux: AuxTraining | None, labeled: np.ndarray,
                budget: int, round_index: int) -> tuple[np.ndarray, float]:
         start = time.perf_counter()
@@ -134,7 +137,13 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
         chosen = np.asarray(strategy.select(sel_ctx, budget), dtype=np.int64)
         if len(np.unique(chosen)) != len(chosen) or not np.isin(chosen, unlabeled).all():
             raise RuntimeError(f"strategy '{strategy.name}' returned duplicate or labeled indices")
+        # strategies such as CEAL also give pseudo-labels for the next round's training only
+        if round_index > 0 and "pseudo_labels" in strategy.needs:
+            pseudo[:] = strategy.pseudo_labels(sel_ctx, chosen)
+        else:
+            pseudo[:] = (np.empty(0, np.int64), np.empty(0, np.int64))
         return chosen, time.perf_counter() - start
+
 
     progress_path = ctx.store.progress_path(cell.id)
     state = _load_progress(progress_path, cell.id)
@@ -150,6 +159,7 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
         rows = state["rows"]
         labeled = state["labeled"].numpy()
         pending, pending_seconds = state["pending"].numpy(), state["pending_seconds"]
+        pseudo[:] = [state["pseudo_index"].numpy(), state["pseudo_label"].numpy()]
         start_round, weights = state["next_round"], state["weights"]
         ctx.store.log_event("cell_resumed", cell_id=cell.id, round=start_round)
 
@@ -164,12 +174,15 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
         generator = torch.Generator(device=device)
         generator.manual_seed(derive_seed(cfg.seed, r, "train"))
         torch.manual_seed(derive_seed(cfg.seed, r, "train"))
-        idx = torch.as_tensor(labeled, device=device)
-        result = train(model, train_x[idx], train_y[idx], cfg.training, normalize, augmentation,
+        idx = torch.as_tensor(np.concatenate([labeled, pseudo[0]]), device=device)
+        targets = torch.cat([train_y[torch.as_tensor(labeled, device=device)],
+                             torch.as_tensor(pseudo[1], device=device)])
+        result = train(model, train_x[idx], targets, cfg.training, normalize, augmentation,
                        generator, events.epoch_finished, aux)
         metrics = evaluate(model, test_x, test_y, normalize, data.num_classes)
         row = {"round": r, "n_labeled": len(labeled), **metrics, "train_loss": result.final_loss,
-               "train_seconds": result.seconds, "query_seconds": pending_seconds,
+               "n_pseudo_labeled": len(pseudo[0]), "train_seconds": result.seconds,
+               "query_seconds": pending_seconds,
                "selected": pending.tolist(), "finished_at": now_iso()}
         rows.append(row)
         if r < rounds:
@@ -181,7 +194,8 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
         _save_progress(progress_path, {
             "version": CHECKPOINT_VERSION, "cell_id": cell.id, "next_round": r + 1, "rows": rows,
             "labeled": torch.as_tensor(labeled), "pending": torch.as_tensor(pending),
-            "pending_seconds": pending_seconds, "weights": weights})
+            "pending_seconds": pending_seconds, "weights": weights,
+            "pseudo_index": torch.as_tensor(pseudo[0]), "pseudo_label": torch.as_tensor(pseudo[1])})
         ctx.store.log_event("round_finished", cell_id=cell.id, round=r)
         events.round_finished(row)
     return rows

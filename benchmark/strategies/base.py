@@ -57,6 +57,11 @@ class Strategy:
         """Return ``min(budget, len(ctx.unlabeled))`` distinct pool indices from ``ctx.unlabeled``."""
         raise NotImplementedError
 
+    def pseudo_labels(self, ctx: SelectionContext, selected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(pool indices, labels) to add to the next round's training only; called for strategies whose
+        ``needs`` include "pseudo_labels" (CEAL). None by default."""
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+
 
 class Schedule(Strategy):
     """Seed 000's hybrids: one strategy for the initial set (round 0), another afterwards."""
