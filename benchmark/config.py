@@ -75,10 +75,11 @@ class TrainingConfig(StrictModel):
         "dataset allows it), on tensors on the training device")
     start: Literal["warm", "cold"] = Field(
         "warm", description="warm: continue from the previous round's weights; cold: fresh init")
-    aux: Literal["none", "loss_prediction"] | None = Field(
+    aux: Literal["none", "loss_prediction", "discriminator"] | None = Field(
         None, description="auxiliary module trained jointly with any strategy (seed 001 sections 5-6): "
-        "loss_prediction = LL4AL's module; null = auto: loss_prediction when the strategy needs it "
-        "(learning_loss, lplgrad), else none. The VAAL discriminator is not implemented yet")
+        "loss_prediction = LL4AL's module, discriminator = JLS's labeled-vs-unlabeled discriminator on "
+        "the shared backbone (trains with unlabeled data); null = auto: what the strategy needs "
+        "(learning_loss, lplgrad: loss_prediction; jls: discriminator), else none")
     aux_weight: float = Field(1.0, gt=0, description="lambda of the auxiliary loss (LL4AL: 1)")
     aux_margin: float = Field(1.0, gt=0, description="margin of LL4AL's ranking loss")
     aux_detach_epoch: int | None = Field(
@@ -173,15 +174,18 @@ class CellConfig(StrictModel):
         elif needs_mc and not has_dropout and head_dropout == 0:
             raise ValueError(f"strategy '{self.strategy}' needs MC dropout but backbone '{self.backbone}' has "
                              "no dropout layer and training.head_dropout is 0; remove it (auto: 0.5) or raise it")
-        needs_aux = any("loss_prediction" in STRATEGIES.entry(s).info["needs"] for s in (initial, rounds))
+        needed = {n for s in (initial, rounds) for n in STRATEGIES.entry(s).info["needs"]}
+        needed_aux = [kind for kind in ("loss_prediction", "discriminator") if kind in needed]
+        if len(needed_aux) > 1:
+            raise ValueError(f"the strategies of '{self.strategy}' need two different auxiliary modules")
         aux = self.training.aux
         if aux is None:
-            aux = "loss_prediction" if needs_aux else "none"
-        elif needs_aux and aux == "none":
-            raise ValueError(f"strategy '{self.strategy}' selects with LL4AL's loss-prediction module; "
-                             "remove training.aux: none (auto: loss_prediction)")
+            aux = needed_aux[0] if needed_aux else "none"
+        elif needed_aux and aux != needed_aux[0]:
+            raise ValueError(f"strategy '{self.strategy}' selects with the {needed_aux[0]} module; remove "
+                             f"training.aux: {aux} (auto: {needed_aux[0]})")
         detach = self.training.aux_detach_epoch
-        if aux != "none" and detach is None:
+        if aux == "loss_prediction" and detach is None:
             detach = round(0.6 * self.training.epochs)
         training = self.training.model_copy(update={"head_dropout": head_dropout, "aux": aux,
                                                     "aux_detach_epoch": detach})

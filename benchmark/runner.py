@@ -85,7 +85,13 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
     from benchmark.strategies.base import SelectionContext, Strategy
     from benchmark.strategies.pool_model import PoolModel
     from benchmark.training.augment import Normalizer
-    from benchmark.training.aux import AuxTraining, FeatureTaps, build_loss_prediction
+    from benchmark.training.aux import (
+        AuxTraining,
+        DiscriminatorModule,
+        DiscriminatorTraining,
+        FeatureTaps,
+        build_loss_prediction,
+    )
     from benchmark.training.trainer import AugmentationSpec, evaluate, train
 
     events = events or CellEvents()
@@ -103,13 +109,15 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
     initial_strategy = STRATEGIES.get(cfg.initial_strategy)()
     query_strategy = STRATEGIES.get(cfg.strategy)()
 
-    def fresh_learner(round_index: int) -> tuple[torch.nn.Module, AuxTraining | None]:
+    def fresh_learner(round_index: int) -> tuple[torch.nn.Module, AuxTraining | DiscriminatorTraining | None]:
         """A freshly initialised backbone, and its auxiliary module when training.aux asks for one."""
         torch.manual_seed(derive_seed(cfg.seed, round_index, "init"))
         head_dropout = cfg.training.head_dropout or 0.0
         model = build_backbone(cfg.backbone, data.num_classes, data.channels, head_dropout).to(device)
-        aux = None
-        if cfg.training.aux == "loss_prediction":
+        aux: AuxTraining | DiscriminatorTraining | None = None
+        if cfg.training.aux == "discriminator":
+            aux = DiscriminatorTraining(DiscriminatorModule(model.embedding_dim).to(device), cfg.training.aux_weight)
+        elif cfg.training.aux == "loss_prediction":
             assert cfg.training.aux_detach_epoch is not None
             aux = AuxTraining(build_loss_prediction(model, normalize(train_x[:1])), FeatureTaps(model),
                               cfg.training.aux_weight, cfg.training.aux_margin, cfg.training.aux_detach_epoch)
@@ -118,7 +126,8 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
     # pseudo-labeled samples for the next round's training only (CEAL): (pool indices, labels)
     pseudo: list[np.ndarray] = [np.empty(0, np.int64), np.empty(0, np.int64)]
 
-    def select(strategy: Strategy, model: torch.nn.Module, aux: AuxTraining | None, labeled: np.ndarray,
+    def select(strategy: Strategy, model: torch.nn.Module, aux: AuxTraining | DiscriminatorTraining | None,
+               labeled: np.ndarray,
                budget: int, round_index: int) -> tuple[np.ndarray, float]:
         start = time.perf_counter()
         unlabeled = np.setdiff1d(np.arange(pool_size), labeled, assume_unique=True)
@@ -174,6 +183,9 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
         generator = torch.Generator(device=device)
         generator.manual_seed(derive_seed(cfg.seed, r, "train"))
         torch.manual_seed(derive_seed(cfg.seed, r, "train"))
+        if isinstance(aux, DiscriminatorTraining):
+            rest = np.setdiff1d(np.arange(pool_size), labeled, assume_unique=True)
+            aux.unlabeled_images = train_x[torch.as_tensor(rest, device=device)]
         idx = torch.as_tensor(np.concatenate([labeled, pseudo[0]]), device=device)
         targets = torch.cat([train_y[torch.as_tensor(labeled, device=device)],
                              torch.as_tensor(pseudo[1], device=device)])

@@ -106,3 +106,45 @@ def test_loss_prediction_trains_jointly_with_a_plain_strategy(tmp_path: Path) ->
     # ... and stay deterministic
     again = load_results(tmp_path / "b").sort_values(["training.aux", "round"])
     assert list(again["accuracy"]) == list(frame["accuracy"])
+
+
+def test_config_attaches_the_discriminator_for_jls_and_rejects_conflicts() -> None:
+    assert _config("jls").training.aux == "discriminator"
+    assert _config("entropy", aux="discriminator").training.aux_detach_epoch is None
+    with pytest.raises(ValueError, match="selects with the loss_prediction module"):
+        _config("learning_loss", aux="discriminator")
+
+
+def test_joint_discriminator_learns_labeled_from_unlabeled(tmp_path: Path) -> None:
+    from benchmark.data.loading import load_dataset
+    from benchmark.training.augment import Normalizer
+    from benchmark.training.aux import DiscriminatorModule, DiscriminatorTraining
+    from benchmark.training.trainer import AugmentationSpec, train
+
+    data = load_dataset("digits", tmp_path)
+    torch.manual_seed(0)
+    model = build_backbone("small_cnn", 10, 1)
+    aux = DiscriminatorTraining(DiscriminatorModule(model.embedding_dim), weight=1.0,
+                                unlabeled_images=data.train_x[100:600])
+    norm = Normalizer(data.mean, data.std, torch.device("cpu"))
+    cfg = _config("entropy", aux="discriminator", epochs=30, batch_size=20,
+                  optimizer={"name": "adam", "lr": 1e-3}).training
+    train(model, data.train_x[:100], data.train_y[:100], cfg, norm, AugmentationSpec(1, False),
+          torch.Generator().manual_seed(0), aux=aux)
+    model.eval()
+    with torch.no_grad():
+        p_labeled = aux.labeled_probability(model.features(norm(data.train_x[:100]))).mean()
+        p_unlabeled = aux.labeled_probability(model.features(norm(data.train_x[100:600]))).mean()
+    assert p_labeled > p_unlabeled + 0.1
+
+
+def test_jls_picks_the_most_confidently_unlabeled() -> None:
+    from benchmark.strategies.learning_loss import JLS
+
+    class FakePool:
+        def discriminator_labeled_probability(self) -> torch.Tensor:
+            return torch.tensor([0.9, 0.1, 0.5, 0.05])
+
+    ctx = SelectionContext(np.array([4, 5, 6, 7]), np.array([0]), np.random.default_rng(0),
+                           pool=FakePool())  # type: ignore[arg-type]
+    assert JLS().select(ctx, 2).tolist() == [7, 5]

@@ -83,8 +83,13 @@ STRATEGIES.register("ceal", "benchmark.strategies.ceal:CEAL", "CEAL: highest ent
                     "the most certain samples in the next round's training (Wang et al. 2017; seed 004)",
                     kind="plain", needs=("probs", "pseudo_labels"))
 
+STRATEGIES.register("jls", "benchmark.strategies.learning_loss:JLS",
+                    "JLS: samples a jointly trained labeled-vs-unlabeled discriminator on the shared backbone "
+                    "calls unlabeled most confidently (Caramalau et al. 2021; seed 001); sets training.aux: "
+                    "discriminator", kind="plain", needs=("discriminator",))
+
 STRATEGIES.plan(
-    ["vaal", "jlp", "glister", "jls", "waal"],
+    ["vaal", "jlp", "glister", "waal"],
     "planned: the query strategies of the papers and the field")
 
 

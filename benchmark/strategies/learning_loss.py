@@ -1,4 +1,4 @@
-"""Strategies that rely on LL4AL's jointly trained loss-prediction module (training.aux)."""
+"""Strategies that select with a jointly trained auxiliary module (training.aux)."""
 
 from __future__ import annotations
 
@@ -25,3 +25,16 @@ class LPLGrad(EntropyGradNorm):
 
     name = "lplgrad"
     needs = ("network", "loss_prediction")
+
+
+class JLS(Strategy):
+    """JLS (Caramalau et al. 2021, as described in seed 001): a discriminator sharing the backbone is
+    trained jointly on labeled vs unlabeled samples (training.aux: discriminator, set automatically);
+    label the samples it most confidently predicts to be unlabeled (lowest P(labeled))."""
+
+    name = "jls"
+    needs = ("discriminator",)
+
+    def select(self, ctx: SelectionContext, budget: int) -> np.ndarray:
+        p_labeled = ctx.require_pool().discriminator_labeled_probability().cpu().numpy()
+        return ctx.unlabeled[top_k(-p_labeled, budget)]

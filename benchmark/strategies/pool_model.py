@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from benchmark.training.aux import AuxTraining
+    from benchmark.training.aux import AuxTraining, DiscriminatorTraining
 
 EVAL_BATCH_SIZE = 1024
 
@@ -28,7 +28,7 @@ class PoolModel:
 
     def __init__(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
                  normalize: Callable[[torch.Tensor], torch.Tensor], unlabeled: torch.Tensor,
-                 labeled: torch.Tensor, seed: int, aux: AuxTraining | None = None) -> None:
+                 labeled: torch.Tensor, seed: int, aux: AuxTraining | DiscriminatorTraining | None = None) -> None:
         self.network, self.images, self.targets, self.normalize = model, images, targets, normalize
         self.aux = aux
         self.unlabeled_index, self.labeled_index = unlabeled, labeled
@@ -90,9 +90,16 @@ class PoolModel:
                 self.network.eval()
         return self._mc[passes]
 
+    def discriminator_labeled_probability(self) -> torch.Tensor:
+        """P(labeled) of every unlabeled sample by the jointly trained discriminator (training.aux:
+        discriminator), from the cached embeddings."""
+        if self.aux is None or self.aux.kind != "discriminator":
+            raise RuntimeError("this needs the jointly trained discriminator: training.aux: discriminator")
+        return self.aux.labeled_probability(self.unlabeled_outputs()[1])
+
     def predicted_losses(self) -> torch.Tensor:
         """LL4AL's predicted loss of every unlabeled sample (needs training.aux: loss_prediction)."""
-        if self.aux is None:
+        if self.aux is None or self.aux.kind != "loss_prediction":
             raise RuntimeError("predicted losses need the loss-prediction module: training.aux: loss_prediction")
         if "predicted_losses" not in self._cache:
             parts = [self.aux.predict(self.network, self.normalize(self.images[chunk]))

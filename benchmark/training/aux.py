@@ -1,5 +1,12 @@
 """Auxiliary modules trained jointly with the backbone, attachable to any strategy's training.
 
+``discriminator``: JLS-style joint training (Caramalau et al. 2021, as seed 001 section 6 applies it
+to every strategy): an MLP on the backbone's penultimate embedding learns to tell labeled (1) from
+unlabeled (0) samples; each step draws an unlabeled batch as large as the labeled one, both pass
+through the shared backbone together, and the binary cross-entropy (weight ``aux_weight``) is added
+to the classification loss, so unlabeled data shapes the backbone. ``jls`` selects the samples the
+discriminator most confidently calls unlabeled.
+
 ``loss_prediction``: the loss-prediction module of LL4AL (Yoo & Kweon 2019, "Learning Loss for
 Active Learning"). It reads the backbone's intermediate feature maps (``tap_points``), global-
 average-pools each, maps it through a linear layer + ReLU (128 units), concatenates and predicts
@@ -84,6 +91,8 @@ def ranking_loss(predicted: torch.Tensor, target: torch.Tensor, margin: float = 
 class AuxTraining:
     """A loss-prediction module attached to a backbone, with its training settings."""
 
+    kind = "loss_prediction"
+
     module: LossPredictionModule
     taps: FeatureTaps
     weight: float
@@ -103,3 +112,44 @@ class AuxTraining:
         with self.taps.active() as maps:
             model(inputs)
         return self.module(maps)
+
+
+class DiscriminatorModule(nn.Module):
+    """Labeled-vs-unlabeled classifier on penultimate embeddings (logit of "labeled")."""
+
+    def __init__(self, embedding_dim: int, hidden: int = 512) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(embedding_dim, hidden), nn.ReLU(inplace=True),
+                                 nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1))
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.net(embeddings).squeeze(1)
+
+
+@dataclass
+class DiscriminatorTraining:
+    """A discriminator sharing the backbone, and the unlabeled images it contrasts with."""
+
+    module: DiscriminatorModule
+    weight: float
+    unlabeled_images: torch.Tensor | None = None  # uint8, set by the runner each round
+
+    kind = "discriminator"
+
+    def unlabeled_batch(self, size: int, generator: torch.Generator) -> torch.Tensor:
+        if self.unlabeled_images is None or self.unlabeled_images.shape[0] == 0:
+            raise RuntimeError("discriminator training needs the unlabeled images of the round")
+        pick = torch.randint(0, self.unlabeled_images.shape[0], (size,), generator=generator,
+                             device=self.unlabeled_images.device)
+        return self.unlabeled_images[pick]
+
+    def loss(self, embeddings: torch.Tensor, n_labeled: int) -> torch.Tensor:
+        """BCE of labeled (first ``n_labeled`` rows) = 1 vs unlabeled = 0."""
+        target = torch.zeros(embeddings.shape[0], device=embeddings.device)
+        target[:n_labeled] = 1.0
+        return self.weight * F.binary_cross_entropy_with_logits(self.module(embeddings), target)
+
+    @torch.no_grad()
+    def labeled_probability(self, embeddings: torch.Tensor) -> torch.Tensor:
+        self.module.eval()
+        return torch.sigmoid(self.module(embeddings))

@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from benchmark.config import OptimizerConfig, ScheduleConfig, TrainingConfig
 from benchmark.errors import NonFiniteLossError
 from benchmark.training.augment import Normalizer, random_crop, random_hflip
-from benchmark.training.aux import AuxTraining
+from benchmark.training.aux import AuxTraining, DiscriminatorTraining
 
 EVAL_BATCH_SIZE = 1024
 EpochCallback = Callable[[int, int, float], None]
@@ -62,7 +62,8 @@ def _batches(n: int, batch_size: int, generator: torch.Generator, device: torch.
 
 def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: TrainingConfig,
           normalize: Normalizer, augmentation: AugmentationSpec, generator: torch.Generator,
-          on_epoch: EpochCallback | None = None, aux: AuxTraining | None = None) -> TrainResult:
+          on_epoch: EpochCallback | None = None,
+          aux: AuxTraining | DiscriminatorTraining | None = None) -> TrainResult:
     """Supervised training on (images, labels), both already on the model's device; with ``aux``,
     the auxiliary module is trained jointly (its loss added to the cross-entropy)."""
     start = time.perf_counter()
@@ -85,6 +86,14 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: Tra
                     x = random_hflip(x, generator)
             if aux is None:
                 loss = F.cross_entropy(model(normalize(x)), labels[idx])
+            elif isinstance(aux, DiscriminatorTraining):
+                xu = aux.unlabeled_batch(idx.numel(), generator)
+                if augment:
+                    xu = random_crop(xu, augmentation.crop_padding, generator)
+                    if augmentation.hflip:
+                        xu = random_hflip(xu, generator)
+                logits, embeddings = model.forward_with_embedding(normalize(torch.cat([x, xu])))
+                loss = F.cross_entropy(logits[: idx.numel()], labels[idx]) + aux.loss(embeddings, idx.numel())
             else:
                 with aux.taps.active() as maps:
                     logits = model(normalize(x))
