@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,3 +55,25 @@ def alb_env() -> dict[str, str]:
 def run_alb(*args: str, cwd: Path = REPO, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(alb_command(*args), cwd=cwd, env=alb_env(), capture_output=True, text=True,
                           timeout=timeout, check=False)
+
+
+def assert_valid_selection(picked: Any, unlabeled: Any, labeled: Any, budget: int) -> None:
+    """A strategy's answer: int64 pool indices, exactly min(budget, pool), distinct, all unlabeled."""
+    import numpy as np
+
+    assert picked.ndim == 1 and picked.dtype == np.int64
+    assert len(picked) == min(budget, len(unlabeled))
+    assert len(np.unique(picked)) == len(picked), "duplicates"
+    assert set(picked.tolist()) <= set(unlabeled.tolist()), "not from the unlabeled pool"
+    assert not set(picked.tolist()) & set(labeled.tolist()), "picked a labeled sample"
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Tiny networks and graphs: thread start-up dominates, and oversubscribed threads crawl on 2 cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

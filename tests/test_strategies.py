@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from conftest import assert_valid_selection
 
 from benchmark.errors import ConfigError
 from benchmark.strategies import STRATEGIES, phase_strategies, plain_strategy_names
@@ -67,14 +68,6 @@ def select(name: str, budget: int, probs: np.ndarray | None = PROBS,
     return strategy.select(make_ctx(probs, unlabeled, seed=seed), budget)
 
 
-def assert_valid_selection(picked: np.ndarray, unlabeled: np.ndarray, labeled: np.ndarray,
-                           budget: int) -> None:
-    assert picked.ndim == 1
-    assert np.issubdtype(picked.dtype, np.integer)
-    assert len(picked) == min(budget, len(unlabeled))
-    assert len(np.unique(picked)) == len(picked), "duplicates"
-    assert set(picked.tolist()) <= set(unlabeled.tolist()), "not from the unlabeled pool"
-    assert not set(picked.tolist()) & set(labeled.tolist()), "picked a labeled sample"
 
 
 def dirichlet_probs(rng: np.random.Generator, n: int, c: int) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import assert_valid_selection as assert_valid
 
 from benchmark.perf.dense_badge import dense_badge_select, dense_gradient_embeddings
 from benchmark.strategies import STRATEGIES
@@ -58,12 +59,6 @@ def make_ctx(probs: torch.Tensor, embeddings: torch.Tensor, unlabeled: np.ndarra
                             pool=FakePool(probs, embeddings))  # type: ignore[arg-type]
 
 
-def assert_valid(picked: np.ndarray, unlabeled: np.ndarray, labeled: np.ndarray, budget: int) -> None:
-    assert picked.ndim == 1 and picked.dtype == np.int64
-    assert len(picked) == min(budget, len(unlabeled))
-    assert len(np.unique(picked)) == len(picked), "duplicates"
-    assert set(picked.tolist()) <= set(unlabeled.tolist()), "not from the unlabeled pool"
-    assert not set(picked.tolist()) & set(labeled.tolist()), "picked a labeled sample"
 
 
 def one_hot_rows(rows: int, c: int, seed: int) -> torch.Tensor:

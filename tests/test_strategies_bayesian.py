@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import assert_valid_selection as assert_valid
 
 from benchmark.config import CellConfig
 from benchmark.strategies import STRATEGIES
@@ -42,12 +43,6 @@ def dirichlet_mc(rng: np.random.Generator, passes: int, n: int, c: int, alpha: f
     return torch.as_tensor(rng.dirichlet(np.full(c, alpha), size=(passes, n)))
 
 
-def assert_valid(picked: np.ndarray, unlabeled: np.ndarray, labeled: np.ndarray, budget: int) -> None:
-    assert picked.ndim == 1 and np.issubdtype(picked.dtype, np.integer)
-    assert len(picked) == min(budget, len(unlabeled))
-    assert len(np.unique(picked)) == len(picked), "duplicates"
-    assert set(picked.tolist()) <= set(unlabeled.tolist()), "not from the unlabeled pool"
-    assert not set(picked.tolist()) & set(labeled.tolist()), "picked a labeled sample"
 
 
 # --------------------------------------------------------------------------- BALD / mean STD / var ratio

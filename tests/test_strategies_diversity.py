@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import assert_valid_selection as assert_valid
 
 from benchmark.perf.dense_coreset import dense_kcenter_greedy
 from benchmark.strategies import STRATEGIES
@@ -89,12 +90,6 @@ def run(name: str, unlabeled: np.ndarray, labeled: np.ndarray, budget: int, seed
     return strategy.select(make_ctx(unlabeled, labeled, seed), budget)
 
 
-def assert_valid(picked: np.ndarray, unlabeled: np.ndarray, labeled: np.ndarray, budget: int) -> None:
-    assert picked.ndim == 1 and picked.dtype == np.int64
-    assert len(picked) == min(budget, len(unlabeled))
-    assert len(np.unique(picked)) == len(picked), "duplicates"
-    assert set(picked.tolist()) <= set(unlabeled.tolist()), "not from the unlabeled pool"
-    assert not set(picked.tolist()) & set(labeled.tolist()), "picked a labeled sample"
 
 
 # --------------------------------------------------------------------------- every strategy

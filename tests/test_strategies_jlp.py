@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
+from conftest import assert_valid_selection as assert_valid
 
 from benchmark.strategies.base import SelectionContext
 from benchmark.strategies.jlp import (
@@ -17,14 +16,7 @@ from benchmark.strategies.jlp import (
     normalize_graph,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny graphs: thread start-up dominates, and on a busy 2-core machine oversubscribed threads crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -241,12 +233,6 @@ def split(n_unlabeled: int, n_labeled: int) -> tuple[np.ndarray, np.ndarray]:
     return order[:n_unlabeled], order[n_unlabeled:n_unlabeled + n_labeled]
 
 
-def assert_valid(picked: np.ndarray, unlabeled: np.ndarray, labeled: np.ndarray, budget: int) -> None:
-    assert picked.ndim == 1 and picked.dtype == np.int64
-    assert len(picked) == min(budget, len(unlabeled))
-    assert len(np.unique(picked)) == len(picked), "duplicates"
-    assert set(picked.tolist()) <= set(unlabeled.tolist()), "not from the unlabeled pool"
-    assert not set(picked.tolist()) & set(labeled.tolist()), "picked a labeled sample"
 
 
 def test_class_attributes() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -26,13 +24,7 @@ from benchmark.strategies.vaal import (
 SMALL = {"latent_dim": 8, "width": 8, "disc_hidden": 32, "disc_depth": 2, "batch_size": 32}
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny networks run several times faster on one thread than on a busy multi-core CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def toy_pool(n_labeled: int = 40, n_bright: int = 60, n_dark: int = 60,

@@ -844,7 +844,7 @@ def test_ids_change_with_strategy_and_seed(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("where", "text", "expected"), [
-    ("strategy", "  strategy: vaal\n", "strategy 'vaal' is not implemented in alb yet"),
+    ("strategy", "  strategy: waal\n", "strategy 'waal' is not implemented in alb yet"),
     ("backbone", "  backbone: vgg16_cifar\n", "backbone 'vgg16_cifar' is not implemented in alb yet"),
     ("dataset", "  dataset: tiny_imagenet\n", "dataset 'tiny_imagenet' is not implemented in alb yet"),
     ("init", "  init: simsiam\n", "setting 'init' is not implemented in alb yet"),
