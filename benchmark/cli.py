@@ -183,6 +183,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parameters(cls: type) -> str:
+    """A strategy class's constructor parameters with their defaults."""
+    import inspect
+
+    params = [p for p in inspect.signature(cls.__init__).parameters.values()
+              if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return ", ".join(f"{p.name}={p.default!r}" for p in params) or "none"
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "suites":
         for path in sorted(SUITES_DIR.glob("*.yaml")):
@@ -204,6 +213,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         if args.details:
             facts = ", ".join(f"{k}={v}" for k, v in entry.info.items())
             print(f"{entry.name:<{width}}  {entry.summary}\n{'':<{width}}  [{facts}]")
+            if args.what == "strategies" and entry.info["kind"] == "plain":
+                print(f"{'':<{width}}  parameters: {_parameters(entry.load())}")
         else:
             print(entry.name)
     if args.details and registry.planned():

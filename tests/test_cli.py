@@ -22,7 +22,9 @@ def test_list_shows_every_registry(capsys: pytest.CaptureFixture[str]) -> None:
         assert cli.main(["list", what]) == 0
         assert capsys.readouterr().out.split() == sorted(expected)
     assert cli.main(["list", "strategies", "--details"]) == 0
-    assert "HC for the initial set, LC afterwards" in capsys.readouterr().out
+    details = capsys.readouterr().out
+    assert "HC for the initial set, LC afterwards" in details
+    assert "parameters: passes=20" in details and "parameters: none" in details
 
 
 def test_list_suites_from_the_repository(capsys: pytest.CaptureFixture[str],
