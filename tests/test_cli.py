@@ -70,7 +70,7 @@ def test_validating_and_skipping_finished_cells_does_not_import_torch(tiny_suite
         "import sys\nfrom benchmark import cli\n"
         f"assert cli.main(['run', {str(tiny_suite)!r}, '--results', {str(tmp_path)!r}]) == 0\n"
         f"assert cli.main(['status', {str(tiny_suite)!r}, '--results', {str(tmp_path)!r}]) == 0\n"
-        "assert cli.main(['list', 'strategies', '--details']) == 0\n"
+        "assert cli.main(['list', 'strategies']) == 0\n"
         "heavy = sorted(m for m in ('torch', 'torchvision', 'pandas', 'sklearn') if m in sys.modules)\n"
         "print('HEAVY', heavy)\n"
     )
