@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", type=Path, default=None,
                      help="where datasets are downloaded / looked for (default: $ALB_DATA or ./data)")
     run.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
+    run.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                     help="auto: bf16 autocast + channels-last on CUDA, fp32 on CPU; recorded with the results")
     run.add_argument("--threads", type=int, default=None,
                      help="CPU threads for torch (default: torch's choice). Results are bit-identical only "
                           "for the same count; give each of several processes on one CPU machine cores/N")
@@ -108,7 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise AlbError(f"--threads must be at least 1, got {args.threads}")
     outcome = run_suite(suite, store, args.device, resolve_data_dir(args.data_dir), force=args.force,
-                        threads=args.threads, reporter_factory=partial(make_reporter, quiet=args.quiet))
+                        threads=args.threads, precision=args.precision,
+                        reporter_factory=partial(make_reporter, quiet=args.quiet))
     print(f"suite '{suite.name}': {outcome.done} run, {outcome.cached} cached, {outcome.failed} failed, "
           f"{outcome.busy} running elsewhere ({len(suite.cells)} cells) -> {store.dir}")
     if outcome.failed:

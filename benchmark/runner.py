@@ -43,6 +43,7 @@ class CellContext:
     store: SuiteStore
     device: str
     data_dir: Path
+    precision: str = "auto"  # see training/execution.py: never changes the recipe, recorded with results
 
 
 def pick_device(requested: str | None) -> str:
@@ -92,11 +93,13 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
         FeatureTaps,
         build_loss_prediction,
     )
+    from benchmark.training.execution import Execution
     from benchmark.training.trainer import AugmentationSpec, evaluate, train
 
     events = events or CellEvents()
     cfg = cell.config
     device = torch.device(ctx.device)
+    execution = Execution.for_device(ctx.device, ctx.precision)
     data = load_dataset(cfg.dataset, ctx.data_dir)
     info = DATASETS.entry(cfg.dataset).info
     augmentation = AugmentationSpec(info["crop_padding"], info["hflip"])
@@ -113,7 +116,8 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
         """A freshly initialised backbone, and its auxiliary module when training.aux asks for one."""
         torch.manual_seed(derive_seed(cfg.seed, round_index, "init"))
         head_dropout = cfg.training.head_dropout or 0.0
-        model = build_backbone(cfg.backbone, data.num_classes, data.channels, head_dropout).to(device)
+        model = execution.prepare_model(
+            build_backbone(cfg.backbone, data.num_classes, data.channels, head_dropout).to(device))
         aux: AuxTraining | DiscriminatorTraining | None = None
         if cfg.training.aux == "discriminator":
             aux = DiscriminatorTraining(DiscriminatorModule(model.embedding_dim).to(device), cfg.training.aux_weight)
@@ -136,7 +140,7 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
             unlabeled = np.sort(subset_rng.choice(unlabeled, cfg.pool_subset, replace=False))
 
         pool = PoolModel(model, train_x, train_y, normalize, torch.as_tensor(unlabeled, device=device),
-                         torch.as_tensor(labeled, device=device), cfg.seed, aux)
+                         torch.as_tensor(labeled, device=device), cfg.seed, aux, execution)
 
         def probs() -> np.ndarray:
             return pool.unlabeled_outputs()[0].cpu().numpy()
@@ -190,8 +194,8 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
         targets = torch.cat([train_y[torch.as_tensor(labeled, device=device)],
                              torch.as_tensor(pseudo[1], device=device)])
         result = train(model, train_x[idx], targets, cfg.training, normalize, augmentation,
-                       generator, events.epoch_finished, aux)
-        metrics = evaluate(model, test_x, test_y, normalize, data.num_classes)
+                       generator, events.epoch_finished, aux, execution)
+        metrics = evaluate(model, test_x, test_y, normalize, data.num_classes, execution)
         row = {"round": r, "n_labeled": len(labeled), **metrics, "train_loss": result.final_loss,
                "n_pseudo_labeled": len(pseudo[0]), "train_seconds": result.seconds,
                "query_seconds": pending_seconds,
@@ -222,7 +226,7 @@ class SuiteOutcome:
 
 
 def run_suite(suite: Suite, store: SuiteStore, device: str | None, data_dir: Path,
-              force: bool = False, threads: int | None = None,
+              force: bool = False, threads: int | None = None, precision: str = "auto",
               reporter_factory: Callable[..., Any] | None = None) -> SuiteOutcome:
     """Run every cell not yet finished; a failing cell is recorded and the others go on."""
     from benchmark.claims import try_claim
@@ -237,8 +241,16 @@ def run_suite(suite: Suite, store: SuiteStore, device: str | None, data_dir: Pat
         import torch
 
         torch.set_num_threads(threads)
-    ctx = CellContext(store, pick_device(device), data_dir)
-    meta = provenance(ctx.device)
+    ctx = CellContext(store, pick_device(device), data_dir, precision)
+    if ctx.device.startswith("cuda"):
+        import torch
+
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
+    from benchmark.training.execution import Execution
+
+    execution = Execution.for_device(ctx.device, precision)
+    meta = {**provenance(ctx.device), "precision": execution.precision,
+            "channels_last": str(execution.channels_last).lower()}
     reporter = (reporter_factory or make_reporter)(total=len(suite.cells), cached=outcome.cached)
     with reporter:
         for cell in todo:

@@ -14,10 +14,11 @@ from benchmark.suite import load_suite
 
 
 def test_list_shows_every_registry(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmark.models import BACKBONES
     from benchmark.strategies import STRATEGIES
 
     for what, expected in (("strategies", STRATEGIES.names()),
-                           ("backbones", ["small_cnn", "resnet18_cifar"]),
+                           ("backbones", BACKBONES.names()),
                            ("datasets", ["digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn"])):
         assert cli.main(["list", what]) == 0
         assert capsys.readouterr().out.split() == sorted(expected)

@@ -12,6 +12,7 @@ import pytest
 from benchmark.cli import main
 from benchmark.config import CellConfig
 from benchmark.errors import ConfigError
+from benchmark.models import BACKBONES
 from benchmark.strategies import STRATEGIES, plain_strategy_names
 from benchmark.suite import Suite, load_suite
 
@@ -271,7 +272,7 @@ def test_unknown_backbone(tmp_path: Path) -> None:
                        + "matrix:\n  strategy: [random]\n")
     msg = error_of(path)
     assert f"{path}:{line_no(path, 'backbone:')}:" in msg
-    assert "unknown backbone 'smal_cnn'. Allowed: resnet18_cifar, small_cnn." in msg
+    assert f"unknown backbone 'smal_cnn'. Allowed: {', '.join(BACKBONES.names())}." in msg
     assert "Did you mean 'small_cnn'?" in msg
 
 
@@ -845,7 +846,7 @@ def test_ids_change_with_strategy_and_seed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("where", "text", "expected"), [
     ("strategy", "  strategy: waal\n", "strategy 'waal' is not implemented in alb yet"),
-    ("backbone", "  backbone: vgg16_cifar\n", "backbone 'vgg16_cifar' is not implemented in alb yet"),
+    ("backbone", "  backbone: swin\n", "backbone 'swin' is not implemented in alb yet"),
     ("dataset", "  dataset: tiny_imagenet\n", "dataset 'tiny_imagenet' is not implemented in alb yet"),
     ("init", "  init: simsiam\n", "setting 'init' is not implemented in alb yet"),
     ("semi", "  training.semi: label_propagation\n", "setting 'training.semi' is not implemented in alb yet"),

@@ -7,10 +7,22 @@ from benchmark.registry import Registry
 
 BACKBONES: Registry = Registry("backbone")
 
-BACKBONES.plan(
-    ["resnet34_cifar", "resnet56_cifar", "vgg16_cifar", "densenet121", "densenet201", "mobilenetv2",
-     "wideresnet28_2", "cnn13", "lenet", "vit_small", "swin", "dinov2_small"],
-    "planned: the backbones of the papers' training protocols")
+_C = "benchmark.models.cifar_nets"
+for _name, _summary, _min_size, _dropout in (
+    ("resnet34_cifar", "ResNet-34 for 32x32 inputs (3x3 stem, no max-pool)", 8, False),
+    ("resnet56_cifar", "ResNet-56, the 6n+2 CIFAR ResNet of He et al. 2016 (option-A shortcuts; seed 000)", 8, False),
+    ("vgg16_cifar", "VGG-16 with batch norm, one linear classifier on the 512-d output (seed 000)", 32, False),
+    ("wideresnet28_2", "WRN-28-2 (Zagoruyko & Komodakis 2016), pre-activation, dropout 0", 4, False),
+    ("mobilenetv2", "MobileNetV2 for CIFAR (first conv and 24-channel stage at stride 1; seed 000)", 8, False),
+    ("densenet121", "DenseNet-BC-121 for CIFAR (growth 32, 3x3 stem, no pool; seeds 000, 001)", 8, False),
+    ("densenet201", "DenseNet-BC-201 for CIFAR (growth 32; seed 001)", 8, False),
+    ("cnn13", "13-layer ConvNet of Laine & Aila 2017 (batch norm, dropout 0.5; seed 004)", 12, True),
+    ("lenet", "LeNet-5 style CNN for 28x28 inputs (MNIST-size)", 18, False),
+):
+    BACKBONES.register(_name, f"{_C}:{_name}", _summary, min_image_size=_min_size, has_dropout=_dropout)
+
+BACKBONES.plan(["vit_small", "swin", "dinov2_small"],
+               "planned: timm / transformers backbones adapted to 32x32 inputs")
 BACKBONES.register(
     "small_cnn", "benchmark.models.small_cnn:SmallCNN",
     "3-layer CNN with batch norm and global pooling for small inputs (digits, MNIST)",

@@ -15,6 +15,7 @@ from torch import nn
 
 if TYPE_CHECKING:
     from benchmark.training.aux import AuxTraining, DiscriminatorTraining
+    from benchmark.training.execution import Execution
 
 EVAL_BATCH_SIZE = 1024
 
@@ -28,9 +29,13 @@ class PoolModel:
 
     def __init__(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
                  normalize: Callable[[torch.Tensor], torch.Tensor], unlabeled: torch.Tensor,
-                 labeled: torch.Tensor, seed: int, aux: AuxTraining | DiscriminatorTraining | None = None) -> None:
+                 labeled: torch.Tensor, seed: int, aux: AuxTraining | DiscriminatorTraining | None = None,
+                 execution: Execution | None = None) -> None:
+        from benchmark.training.execution import FP32_CPU
+
         self.network, self.images, self.targets, self.normalize = model, images, targets, normalize
         self.aux = aux
+        self.execution = execution or FP32_CPU
         self.unlabeled_index, self.labeled_index = unlabeled, labeled
         self.seed = seed
         self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -45,7 +50,10 @@ class PoolModel:
         """Forward passes in the network's current mode (the callers set it)."""
         probs, embeddings = [], []
         for chunk in index.split(EVAL_BATCH_SIZE):
-            logits, emb = self.network.forward_with_embedding(self.normalize(self.images[chunk]))
+            # autocast covers the network only: the strategies' own maths stays in fp32
+            with self.execution.autocast():
+                inputs = self.execution.prepare_input(self.normalize(self.images[chunk]))
+                logits, emb = self.network.forward_with_embedding(inputs)
             probs.append(torch.softmax(logits.float(), dim=1))
             embeddings.append(emb.float())
         if not probs:

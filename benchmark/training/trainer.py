@@ -15,6 +15,7 @@ from benchmark.config import OptimizerConfig, ScheduleConfig, TrainingConfig
 from benchmark.errors import NonFiniteLossError
 from benchmark.training.augment import Normalizer, random_crop, random_hflip
 from benchmark.training.aux import AuxTraining, DiscriminatorTraining
+from benchmark.training.execution import FP32_CPU, Execution
 
 EVAL_BATCH_SIZE = 1024
 EpochCallback = Callable[[int, int, float], None]
@@ -63,9 +64,11 @@ def _batches(n: int, batch_size: int, generator: torch.Generator, device: torch.
 def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: TrainingConfig,
           normalize: Normalizer, augmentation: AugmentationSpec, generator: torch.Generator,
           on_epoch: EpochCallback | None = None,
-          aux: AuxTraining | DiscriminatorTraining | None = None) -> TrainResult:
+          aux: AuxTraining | DiscriminatorTraining | None = None,
+          execution: Execution = FP32_CPU) -> TrainResult:
     """Supervised training on (images, labels), both already on the model's device; with ``aux``,
-    the auxiliary module is trained jointly (its loss added to the cross-entropy)."""
+    the auxiliary module is trained jointly (its loss added to the cross-entropy). ``execution``
+    sets autocast and memory format, never the recipe."""
     start = time.perf_counter()
     params = list(model.parameters()) + (list(aux.module.parameters()) if aux is not None else [])
     optimizer = make_optimizer(params, cfg.optimizer)
@@ -84,25 +87,13 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: Tra
                 x = random_crop(x, augmentation.crop_padding, generator)
                 if augmentation.hflip:
                     x = random_hflip(x, generator)
-            if aux is None:
-                loss = F.cross_entropy(model(normalize(x)), labels[idx])
-            elif isinstance(aux, DiscriminatorTraining):
-                xu = aux.unlabeled_batch(idx.numel(), generator)
-                if augment:
-                    xu = random_crop(xu, augmentation.crop_padding, generator)
-                    if augmentation.hflip:
-                        xu = random_hflip(xu, generator)
-                logits, embeddings = model.forward_with_embedding(normalize(torch.cat([x, xu])))
-                loss = F.cross_entropy(logits[: idx.numel()], labels[idx]) + aux.loss(embeddings, idx.numel())
-            else:
-                with aux.taps.active() as maps:
-                    logits = model(normalize(x))
-                per_sample = F.cross_entropy(logits, labels[idx], reduction="none")
-                loss = per_sample.mean() + aux.loss(maps, per_sample, epoch)
+            with execution.autocast():
+                loss = _batch_loss(model, x, labels[idx], normalize, augment, augmentation, generator,
+                                   aux, epoch, execution)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += loss.detach() * idx.numel()
+            loss_sum += loss.detach().float() * idx.numel()
         if scheduler is not None:
             scheduler.step()
         mean_loss = float(loss_sum) / n  # one device sync per epoch
@@ -114,20 +105,43 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: Tra
     return TrainResult(final_loss=mean_loss, seconds=time.perf_counter() - start)
 
 
+def _batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, normalize: Normalizer, augment: bool,
+                augmentation: AugmentationSpec, generator: torch.Generator,
+                aux: AuxTraining | DiscriminatorTraining | None, epoch: int, execution: Execution) -> torch.Tensor:
+    """The loss of one labeled mini-batch (plus the auxiliary module's, when one is attached)."""
+    if aux is None:
+        return F.cross_entropy(model(execution.prepare_input(normalize(x))), y)
+    if isinstance(aux, DiscriminatorTraining):
+        xu = aux.unlabeled_batch(x.shape[0], generator)
+        if augment:
+            xu = random_crop(xu, augmentation.crop_padding, generator)
+            if augmentation.hflip:
+                xu = random_hflip(xu, generator)
+        inputs = execution.prepare_input(normalize(torch.cat([x, xu])))
+        logits, embeddings = model.forward_with_embedding(inputs)
+        return F.cross_entropy(logits[: x.shape[0]], y) + aux.loss(embeddings.float(), x.shape[0])
+    with aux.taps.active() as maps:
+        logits = model(execution.prepare_input(normalize(x)))
+    per_sample = F.cross_entropy(logits.float(), y, reduction="none")
+    return per_sample.mean() + aux.loss([m.float() for m in maps], per_sample, epoch)
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, normalize: Normalizer,
-                   batch_size: int = EVAL_BATCH_SIZE) -> torch.Tensor:
-    """Logits in eval mode, no augmentation, no gradients."""
+                   batch_size: int = EVAL_BATCH_SIZE, execution: Execution = FP32_CPU) -> torch.Tensor:
+    """Logits in eval mode, no augmentation, no gradients, in large batches."""
     model.eval()
-    return torch.cat([model(normalize(chunk)) for chunk in images.split(batch_size)])
+    with execution.autocast():
+        return torch.cat([model(execution.prepare_input(normalize(chunk))).float()
+                          for chunk in images.split(batch_size)])
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, normalize: Normalizer,
-             num_classes: int) -> dict[str, float]:
+             num_classes: int, execution: Execution = FP32_CPU) -> dict[str, float]:
     """Test accuracy (a fraction) and macro-F1."""
     from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
 
-    preds = predict_logits(model, images, normalize).argmax(dim=1)
+    preds = predict_logits(model, images, normalize, execution=execution).argmax(dim=1)
     return {
         "accuracy": float(multiclass_accuracy(preds, labels, num_classes, average="micro")),
         "macro_f1": float(multiclass_f1_score(preds, labels, num_classes, average="macro")),
