@@ -131,8 +131,7 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
     pseudo: list[np.ndarray] = [np.empty(0, np.int64), np.empty(0, np.int64)]
 
     def select(strategy: Strategy, model: torch.nn.Module, aux: AuxTraining | DiscriminatorTraining | None,
-               labeled: np.ndarray,
-               budget: int, round_index: int) -> tuple[np.ndarray, float]:
+               labeled: np.ndarray, budget: int, round_index: int) -> tuple[np.ndarray, float]:
         start = time.perf_counter()
         unlabeled = np.setdiff1d(np.arange(pool_size), labeled, assume_unique=True)
         if round_index > 0 and cfg.pool_subset is not None and len(unlabeled) > cfg.pool_subset:
@@ -156,7 +155,6 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
         else:
             pseudo[:] = (np.empty(0, np.int64), np.empty(0, np.int64))
         return chosen, time.perf_counter() - start
-
 
     progress_path = ctx.store.progress_path(cell.id)
     state = _load_progress(progress_path, cell.id)
