@@ -70,9 +70,10 @@ class TrainingConfig(StrictModel):
     batch_size: int = Field(128, gt=0)
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
-    augmentation: Literal["none", "standard"] = Field(
+    augmentation: Literal["none", "standard", "strong"] = Field(
         "standard", description="standard: random crop with padding (+ horizontal flip where the "
-        "dataset allows it), on tensors on the training device")
+        "dataset allows it); strong: seed 003's random-resized-crop (scale 0.2-1), flip, colour jitter "
+        "(p 0.8) and grayscale (p 0.2); all on tensors on the training device")
     start: Literal["warm", "cold"] = Field(
         "warm", description="warm: continue from the previous round's weights; cold: fresh init")
     aux: Literal["none", "loss_prediction", "discriminator"] | None = Field(

@@ -298,7 +298,7 @@ def test_unknown_literal_value(tmp_path: Path) -> None:
     msg = error_of(path)
     assert f"{path}:{line_no(path, 'augmentation:')}:" in msg
     assert "key 'training.augmentation'" in msg
-    assert "'none' or 'standard'" in msg
+    assert "'none', 'standard' or 'strong'" in msg
     assert "Did you mean 'standard'?" in msg
     assert "(got 'standart')" in msg
 

@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from benchmark.config import OptimizerConfig, ScheduleConfig, TrainingConfig
 from benchmark.errors import NonFiniteLossError
-from benchmark.training.augment import Normalizer, random_crop, random_hflip
+from benchmark.training.augment import Normalizer, random_crop, random_hflip, strong_augment
 from benchmark.training.aux import AuxTraining, DiscriminatorTraining
 from benchmark.training.execution import FP32_CPU, Execution
 
@@ -73,7 +73,6 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: Tra
     params = list(model.parameters()) + (list(aux.module.parameters()) if aux is not None else [])
     optimizer = make_optimizer(params, cfg.optimizer)
     scheduler = make_scheduler(optimizer, cfg.schedule, cfg.epochs)
-    augment = cfg.augmentation == "standard"
     n = images.shape[0]
     mean_loss = float("nan")
     model.train()
@@ -82,13 +81,9 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: Tra
     for epoch in range(cfg.epochs):
         loss_sum = torch.zeros((), device=images.device)
         for idx in _batches(n, cfg.batch_size, generator, images.device):
-            x = images[idx]
-            if augment:
-                x = random_crop(x, augmentation.crop_padding, generator)
-                if augmentation.hflip:
-                    x = random_hflip(x, generator)
+            x = _augment(images[idx], cfg.augmentation, augmentation, generator)
             with execution.autocast():
-                loss = _batch_loss(model, x, labels[idx], normalize, augment, augmentation, generator,
+                loss = _batch_loss(model, x, labels[idx], normalize, cfg.augmentation, augmentation, generator,
                                    aux, epoch, execution)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -105,18 +100,25 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: Tra
     return TrainResult(final_loss=mean_loss, seconds=time.perf_counter() - start)
 
 
-def _batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, normalize: Normalizer, augment: bool,
+def _augment(x: torch.Tensor, kind: str, spec: AugmentationSpec, generator: torch.Generator) -> torch.Tensor:
+    """The training-time view of a uint8 batch: unchanged, standard crop + flip, or strong."""
+    if kind == "strong":
+        return strong_augment(x, spec.hflip, generator)
+    if kind == "standard":
+        x = random_crop(x, spec.crop_padding, generator)
+        if spec.hflip:
+            x = random_hflip(x, generator)
+    return x
+
+
+def _batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, normalize: Normalizer, augment: str,
                 augmentation: AugmentationSpec, generator: torch.Generator,
                 aux: AuxTraining | DiscriminatorTraining | None, epoch: int, execution: Execution) -> torch.Tensor:
     """The loss of one labeled mini-batch (plus the auxiliary module's, when one is attached)."""
     if aux is None:
         return F.cross_entropy(model(execution.prepare_input(normalize(x))), y)
     if isinstance(aux, DiscriminatorTraining):
-        xu = aux.unlabeled_batch(x.shape[0], generator)
-        if augment:
-            xu = random_crop(xu, augmentation.crop_padding, generator)
-            if augmentation.hflip:
-                xu = random_hflip(xu, generator)
+        xu = _augment(aux.unlabeled_batch(x.shape[0], generator), augment, augmentation, generator)
         inputs = execution.prepare_input(normalize(torch.cat([x, xu])))
         logits, embeddings = model.forward_with_embedding(inputs)
         return F.cross_entropy(logits[: x.shape[0]], y) + aux.loss(embeddings.float(), x.shape[0])
