@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from benchmark.models.base import Backbone
-from benchmark.models.resnet_cifar import ResNetCifar
+from benchmark.models.resnet_cifar import BasicBlock, ResNetCifar
 
 
 def _pool_flatten(x: torch.Tensor) -> torch.Tensor:
@@ -47,29 +47,19 @@ def resnet34_cifar(num_classes: int, in_channels: int = 3) -> ResNetCifar:
 
 # --------------------------------------------------------------------------- ResNet-56 (6n+2)
 
-class _OptionABlock(nn.Module):
-    """BasicBlock whose shortcut is option A: subsample by the stride, zero-pad the extra channels."""
+class OptionAShortcut(nn.Module):
+    """He et al.'s option A: subsample by the stride and zero-pad the extra channels (no parameters)."""
 
     def __init__(self, c_in: int, c_out: int, stride: int) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, stride=1, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.stride = stride
-        self.pad = c_out - c_in
+        self.stride, self.pad = stride, c_out - c_in
 
-    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride != 1:
             x = x[:, :, ::self.stride, ::self.stride]
         if self.pad:
             x = F.pad(x, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
         return x
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
 
 
 class ResNet6n2(Backbone):
@@ -85,7 +75,8 @@ class ResNet6n2(Backbone):
         for i, width in enumerate(widths):
             blocks = []
             for j in range(n):
-                blocks.append(_OptionABlock(c_in, width, 2 if (i > 0 and j == 0) else 1))
+                stride = 2 if (i > 0 and j == 0) else 1
+                blocks.append(BasicBlock(c_in, width, stride, shortcut=OptionAShortcut(c_in, width, stride)))
                 c_in = width
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)

@@ -13,14 +13,15 @@ from benchmark.models.base import Backbone
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+    def __init__(self, c_in: int, c_out: int, stride: int, shortcut: nn.Module | None = None) -> None:
+        """``shortcut`` replaces the default (identity, or 1x1 conv + BN when the shape changes)."""
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, stride=1, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or c_in != c_out:
+        self.shortcut: nn.Module = shortcut if shortcut is not None else nn.Identity()
+        if shortcut is None and (stride != 1 or c_in != c_out):
             self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False),
                                           nn.BatchNorm2d(c_out))
 

@@ -32,6 +32,16 @@ PROBCOVER_FALLBACK_DELTA = 0.75
 # --------------------------------------------------------------------------- helpers
 
 
+
+def _trivial_selection(n: int, budget: int, device: torch.device) -> tuple[int, torch.Tensor | None]:
+    """(k, answer): the answer without any work when the budget is 0 or covers the whole pool."""
+    k = min(int(budget), n)
+    if k <= 0:
+        return k, _empty(device)
+    if k == n:
+        return k, torch.arange(n, device=device)
+    return k, None
+
 def _empty(device: torch.device) -> Tensor:
     return torch.empty(0, dtype=torch.long, device=device)
 
@@ -189,11 +199,9 @@ def coreset_select(unlabeled_emb: Tensor, labeled_emb: Tensor | None, budget: in
     """
     x = _as_float(unlabeled_emb)
     n = x.shape[0]
-    k = min(int(budget), n)
-    if k <= 0:
-        return _empty(x.device)
-    if k == n:
-        return torch.arange(n, device=x.device)
+    k, trivial = _trivial_selection(n, budget, x.device)
+    if trivial is not None:
+        return trivial
     lab = _labeled_like(labeled_emb, x)
     # distances do not change under translation; centring shrinks the norms, and with them the
     # cancellation error of ||a||^2 + ||b||^2 - 2ab in float32 (rows are centred block by block:
@@ -349,11 +357,9 @@ def kmeans_select(emb: Tensor, budget: int, generator: torch.Generator, iteratio
     """
     x = _as_float(emb)
     n = x.shape[0]
-    k = min(int(budget), n)
-    if k <= 0:
-        return _empty(x.device)
-    if k == n:
-        return torch.arange(n, device=x.device)
+    k, trivial = _trivial_selection(n, budget, x.device)
+    if trivial is not None:
+        return trivial
     centres, _ = kmeans(x, k, generator, iterations)
     return nearest_distinct_points(x, centres)
 
@@ -403,11 +409,9 @@ def typiclust_select(unlabeled_emb: Tensor, labeled_emb: Tensor | None, budget: 
     """
     u = _as_float(unlabeled_emb)
     n = u.shape[0]
-    k = min(int(budget), n)
-    if k <= 0:
-        return _empty(u.device)
-    if k == n:
-        return torch.arange(n, device=u.device)
+    k, trivial = _trivial_selection(n, budget, u.device)
+    if trivial is not None:
+        return trivial
     lab = _labeled_like(labeled_emb, u)
     m = lab.shape[0]
     x = torch.cat([u, lab]) if m else u
@@ -545,11 +549,9 @@ def probcover_select(unlabeled_emb: Tensor, labeled_emb: Tensor | None, budget: 
     """
     u = _as_float(unlabeled_emb)
     n = u.shape[0]
-    k = min(int(budget), n)
-    if k <= 0:
-        return _empty(u.device)
-    if k == n:
-        return torch.arange(n, device=u.device)
+    k, trivial = _trivial_selection(n, budget, u.device)
+    if trivial is not None:
+        return trivial
     lab = _labeled_like(labeled_emb, u)
     t = n + lab.shape[0]
     x = _l2_normalize(torch.cat([u, lab]) if lab.shape[0] else u)
