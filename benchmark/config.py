@@ -92,12 +92,37 @@ class TrainingConfig(StrictModel):
 
 
 class BudgetConfig(StrictModel):
-    initial: int = Field(gt=0, description="size of the initial labeled set")
-    query: int = Field(gt=0, description="samples labeled per round")
+    initial: int | str = Field(description="size of the initial labeled set: a count, or a percentage of "
+                               "the pool such as '0.1%' (seed 003), resolved to a count at validation")
+    query: int | str = Field(description="samples labeled per round: a count or a percentage of the pool")
     rounds: int = Field(ge=0, description="number of query rounds after the initial one")
+
+    @field_validator("initial", "query")
+    @classmethod
+    def _count_or_percent(cls, v: int | str) -> int | str:
+        if isinstance(v, int):
+            if v <= 0:
+                raise ValueError(f"must be a positive count or a percentage like '1%', got {v}")
+            return v
+        text = v.strip()
+        try:
+            percent = float(text.removesuffix("%")) if text.endswith("%") else None
+        except ValueError:
+            percent = None
+        if percent is None or not 0 < percent <= 100:
+            raise ValueError(f"must be a positive count or a percentage in (0, 100] like '0.1%', got '{v}'")
+        return text
+
+    def resolved(self, pool: int) -> BudgetConfig:
+        """Percentages turned into counts of the pool (at least 1)."""
+        def count(v: int | str) -> int:
+            return v if isinstance(v, int) else max(1, round(pool * float(v.removesuffix("%")) / 100))
+
+        return self.model_copy(update={"initial": count(self.initial), "query": count(self.query)})
 
     @property
     def total(self) -> int:
+        assert isinstance(self.initial, int) and isinstance(self.query, int), "resolve percentages first"
         return self.initial + self.rounds * self.query
 
 
@@ -151,17 +176,18 @@ class CellConfig(StrictModel):
     def _resolve(self) -> CellConfig:
         dataset = DATASETS.entry(self.dataset).info
         pool = dataset["n_train"]
-        if self.budget.total > pool:
+        budget = self.budget.resolved(pool)
+        if budget.total > pool:
             raise ValueError(
-                f"budget: initial + rounds x query = {self.budget.initial} + {self.budget.rounds} x "
-                f"{self.budget.query} = {self.budget.total} labels, but dataset '{self.dataset}' has "
+                f"budget: initial + rounds x query = {budget.initial} + {budget.rounds} x "
+                f"{budget.query} = {budget.total} labels, but dataset '{self.dataset}' has "
                 f"only {pool} training images; lower budget.rounds or budget.query")
         min_size = BACKBONES.entry(self.backbone).info["min_image_size"]
         if dataset["image_size"] < min_size:
             raise ValueError(f"backbone '{self.backbone}' needs images of at least {min_size}px, "
                              f"dataset '{self.dataset}' has {dataset['image_size']}px")
-        if self.pool_subset is not None and self.pool_subset < self.budget.query:
-            raise ValueError(f"pool_subset {self.pool_subset} is smaller than budget.query {self.budget.query}: "
+        if self.pool_subset is not None and self.pool_subset < budget.query:
+            raise ValueError(f"pool_subset {self.pool_subset} is smaller than budget.query {budget.query}: "
                              "a round could not label its batch from it")
         initial, rounds = phase_strategies(self.strategy, self.initial_strategy)
         if self.initial_strategy not in (None, initial):
@@ -190,7 +216,7 @@ class CellConfig(StrictModel):
             detach = round(0.6 * self.training.epochs)
         training = self.training.model_copy(update={"head_dropout": head_dropout, "aux": aux,
                                                     "aux_detach_epoch": detach})
-        return self.model_copy(update={"initial_strategy": initial, "training": training})
+        return self.model_copy(update={"initial_strategy": initial, "training": training, "budget": budget})
 
     def canonical(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

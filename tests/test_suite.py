@@ -867,3 +867,23 @@ include:
     msg = error_of(path)
     assert expected in msg, msg
     assert "cannot run" in msg
+
+
+def test_budgets_in_percent_of_the_pool_resolve_to_counts(tmp_path: Path) -> None:
+    percent = suite_of(tmp_path, BASE.replace("{initial: 20, query: 20, rounds: 8}",
+                                              "{initial: '1%', query: '0.5%', rounds: 3}")
+                       + "matrix:\n  strategy: [random]\n")
+    [cell] = percent.cells
+    assert (cell.config.budget.initial, cell.config.budget.query) == (13, 7)  # of 1,347 pool images
+    (tmp_path / "counts").mkdir()
+    counts = suite_of(tmp_path / "counts", BASE.replace("{initial: 20, query: 20, rounds: 8}",
+                                                         "{initial: 13, query: 7, rounds: 3}")
+                      + "matrix:\n  strategy: [random]\n")
+    assert counts.cells[0].id == cell.id  # the same protocol, the same id
+
+
+@pytest.mark.parametrize("bad", ["'0%'", "'150%'", "'ten%'", "'5'", "-3"])
+def test_bad_budget_counts_and_percentages_are_rejected(tmp_path: Path, bad: str) -> None:
+    path = write_suite(tmp_path, BASE.replace("initial: 20", f"initial: {bad}") + "matrix:\n  strategy: [random]\n")
+    msg = error_of(path)
+    assert "budget.initial" in msg and "percentage" in msg
