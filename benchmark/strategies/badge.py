@@ -44,11 +44,6 @@ _NORM_CHUNK = 4096
 _CPU_CHUNK = 16384
 
 
-def torch_generator(ctx: SelectionContext, device: torch.device | str) -> torch.Generator:
-    """A torch generator on ``device`` seeded from the round's numpy generator (one draw)."""
-    return torch.Generator(device=device).manual_seed(int(ctx.rng.integers(2**62)))
-
-
 def _uniform(generator: torch.Generator) -> float:
     """One float64 draw in [0, 1) from ``generator`` (on whatever device it lives)."""
     return float(torch.rand(1, generator=generator, device=generator.device, dtype=torch.float64).item())
@@ -153,5 +148,5 @@ class BADGE(Strategy):
         probs, embeddings = pool.unlabeled_outputs()
         if probs.shape[0] != len(ctx.unlabeled):
             raise RuntimeError("pool outputs are not aligned with the unlabeled pool")
-        positions = badge_select(probs, embeddings, budget, torch_generator(ctx, pool.device))
+        positions = badge_select(probs, embeddings, budget, ctx.torch_generator(pool.device))
         return np.asarray(ctx.unlabeled)[positions.cpu().numpy()].astype(np.int64)

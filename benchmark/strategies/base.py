@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,12 @@ class SelectionContext:
     round_index: int = 0
     pool: PoolModel | None = None
     _probs: np.ndarray | None = field(default=None, repr=False)
+
+    def torch_generator(self, device: Any) -> Any:
+        """A torch.Generator on ``device`` seeded with one draw from the round's ``rng``."""
+        import torch
+
+        return torch.Generator(device=device).manual_seed(int(self.rng.integers(2**62)))
 
     def require_pool(self) -> PoolModel:
         if self.pool is None:

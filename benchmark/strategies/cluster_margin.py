@@ -32,7 +32,6 @@ import torch
 from scipy.cluster.hierarchy import fcluster, linkage
 from torch import Tensor
 
-from benchmark.strategies.badge import torch_generator
 from benchmark.strategies.base import SelectionContext, Strategy
 
 _ASSIGN_CHUNK = 4096
@@ -149,6 +148,6 @@ class ClusterMargin(Strategy):
         probs, embeddings = pool.unlabeled_outputs()
         if probs.shape[0] != len(ctx.unlabeled):
             raise RuntimeError("pool outputs are not aligned with the unlabeled pool")
-        positions = cluster_margin_select(probs, embeddings, budget, torch_generator(ctx, pool.device),
+        positions = cluster_margin_select(probs, embeddings, budget, ctx.torch_generator(pool.device),
                                           self.margin_multiple, self.max_hac_points, self.n_clusters)
         return np.asarray(ctx.unlabeled)[positions.cpu().numpy()].astype(np.int64)

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from benchmark.strategies.base import SelectionContext, Strategy
+from benchmark.strategies.tensors import as_float_embeddings, empty_positions
 
 # about 16 Mi float32 elements (64 MiB) per temporary block of pairwise distances
 BLOCK_ELEMENTS = 1 << 24
@@ -32,30 +33,20 @@ PROBCOVER_FALLBACK_DELTA = 0.75
 # --------------------------------------------------------------------------- helpers
 
 
-
 def _trivial_selection(n: int, budget: int, device: torch.device) -> tuple[int, torch.Tensor | None]:
     """(k, answer): the answer without any work when the budget is 0 or covers the whole pool."""
     k = min(int(budget), n)
     if k <= 0:
-        return k, _empty(device)
+        return k, empty_positions(device)
     if k == n:
         return k, torch.arange(n, device=device)
     return k, None
-
-def _empty(device: torch.device) -> Tensor:
-    return torch.empty(0, dtype=torch.long, device=device)
-
-
-def _as_float(x: Tensor) -> Tensor:
-    if x.ndim != 2:
-        raise ValueError(f"embeddings must be a 2-d tensor, got shape {tuple(x.shape)}")
-    return x.detach().float().contiguous()
 
 
 def _labeled_like(labeled_emb: Tensor | None, unlabeled: Tensor) -> Tensor:
     if labeled_emb is None or labeled_emb.numel() == 0:
         return unlabeled.new_zeros((0, unlabeled.shape[1]))
-    lab = _as_float(labeled_emb).to(unlabeled.device)
+    lab = as_float_embeddings(labeled_emb).to(unlabeled.device)
     if lab.shape[1] != unlabeled.shape[1]:
         raise ValueError(f"labeled embeddings have dimension {lab.shape[1]}, unlabeled {unlabeled.shape[1]}")
     return lab
@@ -109,7 +100,7 @@ def min_sq_dists(x: Tensor, others: Tensor, chunk_size: int = 4096) -> Tensor:
     Both sides are centred on the mean of ``x`` block by block (distances do not change under a
     translation, and smaller norms mean a smaller float32 cancellation error).
     """
-    x, others = _as_float(x), _as_float(others).to(x.device)
+    x, others = as_float_embeddings(x), as_float_embeddings(others).to(x.device)
     out = torch.full((x.shape[0],), math.inf, device=x.device)
     if others.shape[0] == 0 or x.shape[0] == 0:
         return out
@@ -197,7 +188,7 @@ def coreset_select(unlabeled_emb: Tensor, labeled_emb: Tensor | None, budget: in
     seconds on two CPU cores.
     Returns int64 positions into ``unlabeled_emb``, in pick order.
     """
-    x = _as_float(unlabeled_emb)
+    x = as_float_embeddings(unlabeled_emb)
     n = x.shape[0]
     k, trivial = _trivial_selection(n, budget, x.device)
     if trivial is not None:
@@ -234,11 +225,11 @@ def coreset_select(unlabeled_emb: Tensor, labeled_emb: Tensor | None, budget: in
 
 def kmeans_plusplus(x: Tensor, k: int, generator: torch.Generator) -> Tensor:
     """Positions of ``k`` distinct initial centres by D^2 sampling (Arthur & Vassilvitskii 2007)."""
-    x = _as_float(x)
+    x = as_float_embeddings(x)
     n = x.shape[0]
     k = min(k, n)
     if k <= 0:
-        return _empty(x.device)
+        return empty_positions(x.device)
     x_sq = _sq_norms(x)
     chosen = torch.zeros(n, dtype=torch.bool, device=x.device)
     first = _randint(n, generator, x.device)
@@ -298,7 +289,7 @@ def kmeans(x: Tensor, k: int, generator: torch.Generator, iterations: int = 20) 
     Stops early when the assignment no longer changes; ``labels`` is the assignment to the
     returned centres. Memory: the embeddings plus one block of at most ``BLOCK_ELEMENTS`` distances.
     """
-    x = _as_float(x)
+    x = as_float_embeddings(x)
     k = min(k, x.shape[0])
     if k <= 0:
         raise ValueError("k-means needs at least one point and one cluster")
@@ -318,7 +309,7 @@ def kmeans(x: Tensor, k: int, generator: torch.Generator, iterations: int = 20) 
 
 def nearest_distinct_points(x: Tensor, centres: Tensor) -> Tensor:
     """For each centre in order, the position of its nearest row of ``x`` not taken by an earlier centre."""
-    x, centres = _as_float(x), _as_float(centres).to(x.device)
+    x, centres = as_float_embeddings(x), as_float_embeddings(centres).to(x.device)
     k = centres.shape[0]
     if k > x.shape[0]:
         raise ValueError("more centres than points")
@@ -355,7 +346,7 @@ def kmeans_select(emb: Tensor, budget: int, generator: torch.Generator, iteratio
     The baseline of e.g. Zhdanov 2019 ("Diverse mini-batch active learning") and of the
     surveys of Zhan et al. 2022. Returns int64 positions into ``emb``, one per centre in centre order.
     """
-    x = _as_float(emb)
+    x = as_float_embeddings(emb)
     n = x.shape[0]
     k, trivial = _trivial_selection(n, budget, x.device)
     if trivial is not None:
@@ -372,7 +363,7 @@ def typicality(points: Tensor, k_neighbors: int = 20) -> Tensor:
 
     A lone point (or one whose neighbours coincide with it) has typicality +inf.
     """
-    x = _as_float(points)
+    x = as_float_embeddings(points)
     n = x.shape[0]
     k = min(k_neighbors, n - 1)
     if k <= 0:
@@ -407,7 +398,7 @@ def typiclust_select(unlabeled_emb: Tensor, labeled_emb: Tensor | None, budget: 
     self-supervised features or scikit-learn's (MiniBatch)KMeans. Returns int64 positions
     into ``unlabeled_emb``, in pick order.
     """
-    u = _as_float(unlabeled_emb)
+    u = as_float_embeddings(unlabeled_emb)
     n = u.shape[0]
     k, trivial = _trivial_selection(n, budget, u.device)
     if trivial is not None:
@@ -465,7 +456,7 @@ def estimate_delta(x: Tensor, n_clusters: int, generator: torch.Generator, purit
     and the embeddings are used as given (callers pass them L2-normalised). Falls back to
     ``PROBCOVER_FALLBACK_DELTA`` when there is a single cluster.
     """
-    x = _as_float(x)
+    x = as_float_embeddings(x)
     t = x.shape[0]
     n_clusters = min(n_clusters, t)
     if n_clusters < 2:
@@ -524,7 +515,7 @@ def _ranges(ptr: Tensor, nodes: Tensor) -> Tensor:
     lengths = ends - starts
     total = int(lengths.sum().item())
     if total == 0:
-        return _empty(ptr.device)
+        return empty_positions(ptr.device)
     offsets = torch.cumsum(lengths, dim=0) - lengths
     return torch.repeat_interleave(starts - offsets, lengths) + torch.arange(total, device=ptr.device)
 
@@ -547,7 +538,7 @@ def probcover_select(unlabeled_emb: Tensor, labeled_emb: Tensor | None, budget: 
     ``max_edges`` edges (memory), delta is shrunk by 0.8 until it fits, with a warning.
     Returns int64 positions into ``unlabeled_emb``, in pick order.
     """
-    u = _as_float(unlabeled_emb)
+    u = as_float_embeddings(unlabeled_emb)
     n = u.shape[0]
     k, trivial = _trivial_selection(n, budget, u.device)
     if trivial is not None:
@@ -585,7 +576,7 @@ def probcover_select(unlabeled_emb: Tensor, labeled_emb: Tensor | None, budget: 
         covered[new] = True
         degree -= torch.bincount(in_src[_ranges(in_ptr, new)], minlength=t)
         picks.append(best.reshape(1))
-    chosen = torch.cat(picks) if picks else _empty(dev)
+    chosen = torch.cat(picks) if picks else empty_positions(dev)
     if chosen.numel() < k:  # everything is covered: fill uniformly at random
         free = torch.ones(n, dtype=torch.bool, device=dev)
         free[chosen] = False
@@ -595,13 +586,6 @@ def probcover_select(unlabeled_emb: Tensor, labeled_emb: Tensor | None, budget: 
 
 
 # --------------------------------------------------------------------------- strategies
-
-
-def selection_generator(ctx: SelectionContext, device: torch.device | str) -> torch.Generator:
-    """A torch generator on ``device`` seeded from the round's numpy generator."""
-    g = torch.Generator(device=device)
-    g.manual_seed(int(ctx.rng.integers(2**62)))
-    return g
 
 
 def _embeddings(ctx: SelectionContext) -> tuple[Tensor, Tensor, Tensor]:
@@ -630,7 +614,7 @@ class _EmbeddingStrategy(Strategy):
         if min(budget, len(ctx.unlabeled)) <= 0:
             return np.empty(0, dtype=np.int64)
         probs, unlabeled, labeled = _embeddings(ctx)
-        generator = selection_generator(ctx, unlabeled.device)
+        generator = ctx.torch_generator(unlabeled.device)
         return _to_pool(ctx, self.positions(probs, unlabeled, labeled, budget, generator), budget)
 
     def positions(self, probs: Tensor, unlabeled: Tensor, labeled: Tensor, budget: int,

@@ -325,7 +325,7 @@ class Glister(Strategy):
             labeled_emb = embeddings.new_zeros(0, embeddings.shape[1])
             labeled_y = torch.zeros(0, dtype=torch.int64, device=embeddings.device)
         head = pool.network.head
-        generator = torch.Generator(device=pool.device).manual_seed(int(ctx.rng.integers(2**62)))
+        generator = ctx.torch_generator(pool.device)
         with torch.no_grad():
             positions = glister_select(probs, embeddings, labeled_emb, labeled_y, head.weight.detach(),
                                        None if head.bias is None else head.bias.detach(), budget, generator,

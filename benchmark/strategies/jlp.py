@@ -38,19 +38,10 @@ import torch
 from torch import Tensor
 
 from benchmark.strategies.base import SelectionContext, Strategy
+from benchmark.strategies.tensors import as_float_embeddings, empty_positions
 
 # about 16 Mi float32 elements (64 MiB) per temporary block of similarities
 BLOCK_ELEMENTS = 1 << 24
-
-
-def _as_float(x: Tensor) -> Tensor:
-    if x.ndim != 2:
-        raise ValueError(f"embeddings must be a 2-d tensor, got shape {tuple(x.shape)}")
-    return x.detach().float().contiguous()
-
-
-def _empty(device: torch.device) -> Tensor:
-    return torch.empty(0, dtype=torch.long, device=device)
 
 
 # --------------------------------------------------------------------------- graph
@@ -69,11 +60,11 @@ def knn_graph(x: Tensor, k: int = 50, gamma: float = 3.0, reciprocal: bool = Tru
     from both sides then weigh twice). Each weight is computed once and mirrored, so W is
     exactly symmetric; edges of zero weight (cosine <= 0) are dropped.
     """
-    x = torch.nn.functional.normalize(_as_float(x), dim=1)
+    x = torch.nn.functional.normalize(as_float_embeddings(x), dim=1)
     n, dev = x.shape[0], x.device
     k = min(int(k), n - 1)
     if k <= 0:
-        return _csr(_empty(dev), _empty(dev), x.new_zeros(0), n)
+        return _csr(empty_positions(dev), empty_positions(dev), x.new_zeros(0), n)
     step = max(1, block_elements // max(1, n))
     neighbours = torch.empty((n, k), dtype=torch.long, device=dev)
     cosines = x.new_empty((n, k))
@@ -188,14 +179,14 @@ def jlp_select(unlabeled_emb: Tensor, labeled_emb: Tensor | None, budget: int, g
     rows, so round 0 starts from a random pick. Returns int64 positions into ``unlabeled_emb``,
     in pick order.
     """
-    u = _as_float(unlabeled_emb)
+    u = as_float_embeddings(unlabeled_emb)
     n, dev = u.shape[0], u.device
     budget = min(int(budget), n)
     if budget <= 0:
-        return _empty(dev)
+        return empty_positions(dev)
     if budget == n:
         return torch.arange(n, device=dev)
-    lab = u.new_zeros((0, u.shape[1])) if labeled_emb is None else _as_float(labeled_emb).to(dev)
+    lab = u.new_zeros((0, u.shape[1])) if labeled_emb is None else as_float_embeddings(labeled_emb).to(dev)
     if lab.shape[0] and lab.shape[1] != u.shape[1]:
         raise ValueError(f"labeled embeddings have dimension {lab.shape[1]}, unlabeled {u.shape[1]}")
     x = torch.cat([u, lab]) if lab.shape[0] else u
@@ -240,7 +231,7 @@ class JointLabelPropagation(Strategy):
         if unlabeled.shape[0] != len(ctx.unlabeled):
             raise RuntimeError("embeddings are not aligned with the unlabeled pool")
         labeled = pool.labeled_outputs()[1] if len(ctx.labeled) else None
-        generator = torch.Generator(pool.device).manual_seed(int(ctx.rng.integers(2**62)))
+        generator = ctx.torch_generator(pool.device)
         positions = jlp_select(unlabeled, labeled, count, generator, self.k, self.gamma, self.alpha,
                                self.cg_iterations, self.tol, self.reciprocal)
         positions = positions.cpu().numpy().astype(np.int64)
