@@ -23,12 +23,10 @@ PROTOCOL_VERSION = 1
 
 # settings the papers vary that alb does not implement yet: a suite using one gets this message, never
 # a run under another protocol
-PLANNED_SETTINGS = {
-    "init": "pre-training: imagenet / simsiam / deepcluster / rotation (seeds 001, 003, 004)",
-    "training.head": "linear or SVM heads on frozen features (seed 003)",
-    "training.semi": "semi-supervised label propagation (seed 004)",
-    "view": "dataset views: class imbalance, redundancy (seeds 000, 001)",
-}
+PLANNED_SETTINGS: dict[str, str] = {}
+
+SSL_METHODS = ("simsiam", "deepcluster", "rotation")
+INIT_CHOICES = ("scratch", "imagenet", *SSL_METHODS, "checkpoint:PATH")
 
 
 def planned_setting(key: str) -> str | None:
@@ -89,6 +87,17 @@ class TrainingConfig(StrictModel):
     head_dropout: float | None = Field(
         None, ge=0, lt=1, description="dropout before the classifier; null = auto: 0.5 when a strategy "
         "needs MC dropout (BALD, ...) and the backbone has no dropout layer, else 0")
+    head: Literal["full", "linear", "svm"] = Field(
+        "full", description="full: fine-tune the whole network; linear: train only the linear classifier on "
+        "frozen features (seed 003: lr 30, cosine, 100 epochs); svm: a linear SVM (one-vs-rest, C = svm_c) "
+        "on frozen features, its decision values used as the logits")
+    svm_c: float = Field(5.0, gt=0, description="regularisation C of training.head: svm (seed 003: 5)")
+    semi: Literal["none", "label_propagation"] = Field(
+        "none", description="label_propagation: seed 004's algorithm 1 (pseudo-labels of the whole pool "
+        "from a kNN graph on the features, re-computed every epoch, weighted by entropy)")
+    semi_k: int = Field(50, gt=0, description="neighbours of the reciprocal kNN graph (seed 004: 50)")
+    semi_alpha: float = Field(0.99, gt=0, lt=1, description="label propagation's alpha (seed 004: 0.99)")
+    semi_gamma: float = Field(3.0, gt=0, description="exponent of the cosine similarity (seed 004: 3)")
 
 
 class BudgetConfig(StrictModel):
@@ -126,6 +135,42 @@ class BudgetConfig(StrictModel):
         return self.initial + self.rounds * self.query
 
 
+class PretrainingConfig(StrictModel):
+    """Self-supervised pre-training on the whole unlabeled pool (init: simsiam | deepcluster | rotation),
+    run once per (dataset, view, backbone, method, seed, these settings) and cached on disk."""
+
+    epochs: int = Field(800, gt=0)
+    batch_size: int = Field(512, gt=1)
+    lr: float | None = Field(None, gt=0, description="null = the method's own (SimSiam: 0.03 x batch / 256)")
+    weight_decay: float | None = Field(None, ge=0, description="null = the method's own (SimSiam: 1e-4)")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    clusters: int | None = Field(None, gt=1, description="DeepCluster's k; null = 10 x the number of classes")
+
+
+class RedundancyConfig(StrictModel):
+    unique: int = Field(gt=0, description="number of distinct training images kept (seed 001 A.15: 6000)")
+    copies: int = Field(gt=1, description="how many times each of them appears in the pool (2 or 20)")
+
+
+class ViewConfig(StrictModel):
+    """A modified training pool; the test split is never changed."""
+
+    imbalance: float | list[int] | None = Field(
+        None, description="class imbalance (seed 000): a ratio >= 1 between the largest and the smallest class, "
+        "with class sizes decaying exponentially with the class index, or explicit per-class counts")
+    redundancy: RedundancyConfig | None = Field(
+        None, description="seed 001 A.15: 'unique' random images, each repeated 'copies' times")
+
+    @field_validator("imbalance")
+    @classmethod
+    def _imbalance(cls, v: float | list[int] | None) -> float | list[int] | None:
+        if isinstance(v, list) and (not v or any(c < 0 for c in v) or sum(v) == 0):
+            raise ValueError(f"per-class counts must be non-negative with a positive sum, got {v}")
+        if isinstance(v, float | int) and not isinstance(v, list) and v < 1:
+            raise ValueError(f"an imbalance ratio must be >= 1 (largest / smallest class), got {v}")
+        return v
+
+
 class CellConfig(StrictModel):
     dataset: str
     backbone: str
@@ -139,6 +184,26 @@ class CellConfig(StrictModel):
     seed: int = Field(0, ge=0)
     budget: BudgetConfig
     training: TrainingConfig = TrainingConfig()
+    init: str = Field("scratch", description="starting weights of the backbone (its classifier always starts "
+                      "fresh): scratch | imagenet (pretrained weights the library has) | simsiam | deepcluster "
+                      "| rotation (self-supervised on the whole pool, cached) | checkpoint:PATH")
+    pretraining: PretrainingConfig | None = Field(
+        None, description="settings of init: simsiam | deepcluster | rotation; null = defaults, and "
+        "always null for the other inits")
+    view: ViewConfig | None = Field(None, description="class imbalance or redundancy of the training pool")
+
+    @field_validator("init")
+    @classmethod
+    def _init(cls, v: str) -> str:
+        if v.startswith("checkpoint:"):
+            if not v.removeprefix("checkpoint:").strip():
+                raise ValueError("init 'checkpoint:' needs a path, e.g. 'checkpoint:weights/simsiam.pt'")
+            return v
+        if v not in INIT_CHOICES:
+            from benchmark.registry import did_you_mean
+
+            raise ValueError(f"unknown init '{v}'. Allowed: {', '.join(INIT_CHOICES)}.{did_you_mean(v, INIT_CHOICES)}")
+        return v
 
     @field_validator("dataset")
     @classmethod
@@ -216,7 +281,13 @@ class CellConfig(StrictModel):
             detach = round(0.6 * self.training.epochs)
         training = self.training.model_copy(update={"head_dropout": head_dropout, "aux": aux,
                                                     "aux_detach_epoch": detach})
-        return self.model_copy(update={"initial_strategy": initial, "training": training, "budget": budget})
+        if self.init == "imagenet" and not BACKBONES.entry(self.backbone).info.get("imagenet", False):
+            with_weights = [e.name for e in BACKBONES if e.info.get("imagenet", False)]
+            raise ValueError(f"init 'imagenet': backbone '{self.backbone}' has no ImageNet weights in alb; "
+                             f"backbones with them: {', '.join(with_weights) or 'none'}")
+        pretraining = (self.pretraining or PretrainingConfig()) if self.init in SSL_METHODS else None
+        return self.model_copy(update={"initial_strategy": initial, "training": training, "budget": budget,
+                                       "pretraining": pretraining})
 
     def canonical(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
