@@ -160,7 +160,7 @@ def _check_keys(where: str, keys: list[str], valid: list[str], errors: _Errors,
                 yaml_path: list[str | int]) -> bool:
     ok = True
     for key in keys:
-        if key not in valid:
+        if key not in valid or planned_setting(key) is not None:
             ok = False
             if (what := planned_setting(key)) is not None:
                 errors.add(f"{where}: setting '{key}' is not implemented in alb yet (planned: {what}); a cell "
