@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     run.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                      help="auto: bf16 autocast + channels-last on CUDA, fp32 on CPU; recorded with the results")
+    run.add_argument("--compile", action="store_true",
+                     help="torch.compile the backbones (faster on GPU after a compile warm-up of ~1 min; "
+                          "needs a C++ compiler on CPU); recorded with the results as 'compiled'")
     run.add_argument("--threads", type=int, default=None,
                      help="CPU threads for torch (default: torch's choice). Results are bit-identical only "
                           "for the same count; give each of several processes on one CPU machine cores/N")
@@ -110,7 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise AlbError(f"--threads must be at least 1, got {args.threads}")
     outcome = run_suite(suite, store, args.device, resolve_data_dir(args.data_dir), force=args.force,
-                        threads=args.threads, precision=args.precision,
+                        threads=args.threads, precision=args.precision, compile=args.compile,
                         reporter_factory=partial(make_reporter, quiet=args.quiet))
     print(f"suite '{suite.name}': {outcome.done} run, {outcome.cached} cached, {outcome.failed} failed, "
           f"{outcome.busy} running elsewhere ({len(suite.cells)} cells) -> {store.dir}")

@@ -53,6 +53,8 @@ class ScheduleConfig(StrictModel):
     name: Literal["constant", "multistep", "cosine"] = "constant"
     milestones: list[int] = Field(default_factory=list, description="epochs where lr *= gamma")
     gamma: float = Field(0.1, gt=0, le=1)
+    t_max: int | None = Field(None, gt=0, description="cosine: epochs over which lr decays to zero; null = the "
+                              "training epochs (seed 004: 210 for 200 epochs, so lr never quite reaches zero)")
 
     @model_validator(mode="after")
     def _milestones(self) -> ScheduleConfig:
@@ -60,6 +62,9 @@ class ScheduleConfig(StrictModel):
             raise ValueError("schedule 'multistep' needs a non-empty list 'milestones', e.g. [160]")
         if any(m <= 0 for m in self.milestones) or self.milestones != sorted(set(self.milestones)):
             raise ValueError(f"milestones must be positive and strictly increasing, got {self.milestones}")
+        if self.t_max is not None and self.name != "cosine":
+            raise ValueError(f"t_max is the period of the cosine schedule; remove it or set name: cosine "
+                             f"(got name: {self.name})")
         return self
 
 

@@ -44,6 +44,7 @@ class CellContext:
     device: str
     data_dir: Path
     precision: str = "auto"  # see training/execution.py: never changes the recipe, recorded with results
+    compile: bool = False
 
 
 def pick_device(requested: str | None) -> str:
@@ -99,7 +100,7 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
     events = events or CellEvents()
     cfg = cell.config
     device = torch.device(ctx.device)
-    execution = Execution.for_device(ctx.device, ctx.precision)
+    execution = Execution.for_device(ctx.device, ctx.precision, ctx.compile)
     data = load_dataset(cfg.dataset, ctx.data_dir)
     info = DATASETS.entry(cfg.dataset).info
     augmentation = AugmentationSpec(info["crop_padding"], info["hflip"])
@@ -224,7 +225,7 @@ class SuiteOutcome:
 
 
 def run_suite(suite: Suite, store: SuiteStore, device: str | None, data_dir: Path,
-              force: bool = False, threads: int | None = None, precision: str = "auto",
+              force: bool = False, threads: int | None = None, precision: str = "auto", compile: bool = False,
               reporter_factory: Callable[..., Any] | None = None) -> SuiteOutcome:
     """Run every cell not yet finished; a failing cell is recorded and the others go on."""
     from benchmark.claims import try_claim
@@ -239,16 +240,16 @@ def run_suite(suite: Suite, store: SuiteStore, device: str | None, data_dir: Pat
         import torch
 
         torch.set_num_threads(threads)
-    ctx = CellContext(store, pick_device(device), data_dir, precision)
+    ctx = CellContext(store, pick_device(device), data_dir, precision, compile)
     if ctx.device.startswith("cuda"):
         import torch
 
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
     from benchmark.training.execution import Execution
 
-    execution = Execution.for_device(ctx.device, precision)
+    execution = Execution.for_device(ctx.device, precision, compile)
     meta = {**provenance(ctx.device), "precision": execution.precision,
-            "channels_last": str(execution.channels_last).lower()}
+            "channels_last": str(execution.channels_last).lower(), "compiled": str(execution.compile).lower()}
     reporter = (reporter_factory or make_reporter)(total=len(suite.cells), cached=outcome.cached)
     with reporter:
         for cell in todo:

@@ -36,7 +36,7 @@ METADATA_KEY = b"alb"
 ROUND_COLUMNS = ("round", "n_labeled", "n_pseudo_labeled", "accuracy", "macro_f1", "train_loss", "train_seconds",
                  "query_seconds", "selected", "finished_at")
 PROVENANCE_COLUMNS = ("alb_version", "git_commit", "torch_version", "device", "torch_threads", "host",
-                      "python", "precision", "channels_last")
+                      "python", "precision", "channels_last", "compiled")
 IDENTITY_COLUMNS = ("suite", "cell_id")
 
 

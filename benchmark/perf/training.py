@@ -2,12 +2,15 @@
 
     python -m benchmark.perf.training                  # resnet18_cifar, 32x32, batch 128, this device
     python -m benchmark.perf.training --steps 50 --device cuda
+    python -m benchmark.perf.training --steps 200 --warmup 30 --device cuda --compile
 
 Both loops train the same network with the same recipe (SGD, random crop with 4 px padding +
 horizontal flip, normalisation) on synthetic CIFAR-shaped uint8 images:
 
 - fast: the whole dataset on the device as uint8, crop/flip/normalise there in batches (alb's
   trainer), channels-last + bf16 autocast on CUDA (``Execution.for_device``), cuDNN autotuning;
+- compiled (--compile): the fast path with the backbone under torch.compile (warm-up steps absorb
+  the compilation);
 - plain: a torchvision-style Dataset returning per-image PIL transforms through a DataLoader
   (the loop most AL codebases use).
 
@@ -40,7 +43,7 @@ def _model(device: str, execution: Any) -> torch.nn.Module:
 
 
 def fast_loop(images: torch.Tensor, labels: torch.Tensor, steps: int, warmup: int, batch: int, device: str,
-              precision: str) -> float:
+              precision: str, compile: bool = False) -> float:
     """alb's trainer path: returns images per second."""
     from benchmark.config import TrainingConfig
     from benchmark.data.base import channel_stats
@@ -48,7 +51,7 @@ def fast_loop(images: torch.Tensor, labels: torch.Tensor, steps: int, warmup: in
     from benchmark.training.execution import Execution
     from benchmark.training.trainer import AugmentationSpec, train
 
-    execution = Execution.for_device(device, precision)
+    execution = Execution.for_device(device, precision, compile)
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
     x, y = images[: batch * (steps + warmup)].to(device), labels[: batch * (steps + warmup)].to(device)
@@ -117,15 +120,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the plain loop")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    parser.add_argument("--compile", action="store_true", help="also time the fast loop with torch.compile")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     images, labels = _synthetic(args.batch * (args.steps + args.warmup))
     fast = fast_loop(images, labels, args.steps, args.warmup, args.batch, args.device, args.precision)
     plain = plain_loop(images, labels, args.steps, args.warmup, args.batch, args.device, args.workers)
+    compiled = (fast_loop(images, labels, args.steps, args.warmup, args.batch, args.device, args.precision, True)
+                if args.compile else None)
     result = {"device": args.device, "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else "",
               "batch": args.batch, "steps": args.steps, "threads": torch.get_num_threads(),
               "fast_images_per_s": round(fast, 1), "plain_images_per_s": round(plain, 1),
               "speedup": round(fast / plain, 2)}
+    if compiled is not None:
+        result.update(compiled_images_per_s=round(compiled, 1), compiled_speedup=round(compiled / plain, 2))
     print(json.dumps(result))
     if args.out:
         with open(args.out, "w") as fh:

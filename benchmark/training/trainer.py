@@ -52,7 +52,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig,
     return None
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> list[torch.Tensor]:
+def epoch_batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> list[torch.Tensor]:
     order = torch.randperm(n, generator=generator, device=device)
     batches = list(order.split(batch_size))
     # batch norm cannot train on a single sample: fold a trailing singleton into the previous batch
@@ -65,10 +65,56 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: Tra
           normalize: Normalizer, augmentation: AugmentationSpec, generator: torch.Generator,
           on_epoch: EpochCallback | None = None,
           aux: AuxTraining | DiscriminatorTraining | None = None,
-          execution: Execution = FP32_CPU) -> TrainResult:
-    """Supervised training on (images, labels), both already on the model's device; with ``aux``,
-    the auxiliary module is trained jointly (its loss added to the cross-entropy). ``execution``
-    sets autocast and memory format, never the recipe."""
+          execution: Execution = FP32_CPU, *, pool_images: torch.Tensor | None = None) -> TrainResult:
+    """Train ``model`` on (images, labels), both already on the model's device, with the cell's recipe.
+
+    ``cfg.head`` and ``cfg.semi`` pick the procedure:
+
+    - head ``full``, semi ``none``: supervised training of the whole network (:func:`train_supervised`);
+      with ``aux``, the auxiliary module is trained jointly.
+    - head ``linear`` / ``svm``: the backbone stays frozen and only ``model.head`` is fit on its features
+      (:mod:`benchmark.training.heads`, seed 003).
+    - semi ``label_propagation``: seed 004's algorithm 1 (:mod:`benchmark.training.semi`); it needs
+      ``pool_images``, the uint8 images of the unlabeled pool on the same device.
+
+    Not supported (a ValueError says so): an auxiliary module with head ``linear`` / ``svm`` (the
+    backbone it would train with is frozen) or with label propagation, and label propagation with
+    head ``linear`` / ``svm`` (algorithm 1 re-learns the features every epoch). ``execution`` sets
+    autocast and memory format, never the recipe.
+    """
+    if cfg.head != "full" and aux is not None:
+        raise ValueError(f"training.head: {cfg.head} freezes the backbone, so the auxiliary module "
+                         f"({cfg.aux}) cannot be trained with it; use training.head: full or training.aux: none")
+    if cfg.semi != "none" and cfg.head != "full":
+        raise ValueError(f"training.semi: {cfg.semi} re-learns the backbone's features every epoch and is not "
+                         f"supported with training.head: {cfg.head}; use training.head: full or training.semi: none")
+    if cfg.semi != "none" and aux is not None:
+        raise ValueError(f"training.semi: {cfg.semi} is not supported together with an auxiliary module "
+                         f"({cfg.aux}); use training.aux: none or training.semi: none")
+    if cfg.head != "full":
+        from benchmark.training.heads import train_head
+
+        return train_head(model, images, labels, cfg, normalize, generator, on_epoch, execution)
+    if cfg.semi == "label_propagation":
+        if pool_images is None:
+            raise ValueError("training.semi: label_propagation needs the unlabeled pool: pass "
+                             "train(..., pool_images=<uint8 images of the unlabeled pool, on the model's device>)")
+        from benchmark.training.semi import train_label_propagation
+
+        return train_label_propagation(model, images, labels, pool_images, cfg, normalize, augmentation,
+                                       generator, on_epoch, execution)
+    return train_supervised(model, images, labels, cfg, normalize, augmentation, generator, on_epoch, aux,
+                            execution)
+
+
+def train_supervised(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: TrainingConfig,
+                     normalize: Normalizer, augmentation: AugmentationSpec, generator: torch.Generator,
+                     on_epoch: EpochCallback | None = None,
+                     aux: AuxTraining | DiscriminatorTraining | None = None,
+                     execution: Execution = FP32_CPU) -> TrainResult:
+    """Supervised training of the whole network on (images, labels), both already on the model's
+    device; with ``aux``, the auxiliary module is trained jointly (its loss added to the
+    cross-entropy). ``cfg.head`` and ``cfg.semi`` are not read here."""
     start = time.perf_counter()
     params = list(model.parameters()) + (list(aux.module.parameters()) if aux is not None else [])
     optimizer = make_optimizer(params, cfg.optimizer)
@@ -80,8 +126,8 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: Tra
         aux.module.train()
     for epoch in range(cfg.epochs):
         loss_sum = torch.zeros((), device=images.device)
-        for idx in _batches(n, cfg.batch_size, generator, images.device):
-            x = _augment(images[idx], cfg.augmentation, augmentation, generator)
+        for idx in epoch_batches(n, cfg.batch_size, generator, images.device):
+            x = augment_batch(images[idx], cfg.augmentation, augmentation, generator)
             with execution.autocast():
                 loss = _batch_loss(model, x, labels[idx], normalize, cfg.augmentation, augmentation, generator,
                                    aux, epoch, execution)
@@ -100,7 +146,7 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: Tra
     return TrainResult(final_loss=mean_loss, seconds=time.perf_counter() - start)
 
 
-def _augment(x: torch.Tensor, kind: str, spec: AugmentationSpec, generator: torch.Generator) -> torch.Tensor:
+def augment_batch(x: torch.Tensor, kind: str, spec: AugmentationSpec, generator: torch.Generator) -> torch.Tensor:
     """The training-time view of a uint8 batch: unchanged, standard crop + flip, or strong."""
     if kind == "strong":
         return strong_augment(x, spec.hflip, generator)
@@ -118,7 +164,7 @@ def _batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, normalize: N
     if aux is None:
         return F.cross_entropy(model(execution.prepare_input(normalize(x))), y)
     if isinstance(aux, DiscriminatorTraining):
-        xu = _augment(aux.unlabeled_batch(x.shape[0], generator), augment, augmentation, generator)
+        xu = augment_batch(aux.unlabeled_batch(x.shape[0], generator), augment, augmentation, generator)
         inputs = execution.prepare_input(normalize(torch.cat([x, xu])))
         logits, embeddings = model.forward_with_embedding(inputs)
         return F.cross_entropy(logits[: x.shape[0]], y) + aux.loss(embeddings.float(), x.shape[0])
