@@ -84,7 +84,8 @@ class SuiteStore:
     """Paths and reads/writes for one suite's results folder."""
 
     def __init__(self, results_dir: str | Path, suite_name: str) -> None:
-        self.dir = Path(results_dir) / suite_name
+        self.root = Path(results_dir)
+        self.dir = self.root / suite_name
         self.suite_name = suite_name
 
     def result_path(self, cell_id: str) -> Path:
