@@ -1,0 +1,86 @@
+"""DeepCluster (Caron et al. 2018; seed 004 Sec. III "unsupervised pre-training"): every epoch, cluster
+the features of the whole pool with k-means, take the assignments as pseudo-labels, re-initialise the
+classifier on top of the backbone, and train backbone + classifier with cross-entropy on the pseudo-labels."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from benchmark.config import PretrainingConfig
+from benchmark.errors import ConfigError
+from benchmark.models.base import Backbone
+from benchmark.pretrain.common import (
+    EpochCallback,
+    backbone_parameters,
+    batches,
+    check_pool,
+    embed,
+    embed_pool,
+    finish_epoch,
+    init_linear,
+    make_sgd,
+    set_lr,
+)
+from benchmark.pretrain.kmeans import balanced_indices, kmeans, preprocess
+from benchmark.pretrain.settings import resolve
+from benchmark.training.augment import Normalizer, random_hflip, random_resized_crop
+from benchmark.training.execution import Execution
+
+TOP_LAYER_STD = 0.01  # DeepCluster's re-initialised classifier: weights ~ N(0, 0.01), zero bias
+WHITEN = True
+
+
+def augment(x: torch.Tensor, hflip: bool, generator: torch.Generator) -> torch.Tensor:
+    """DeepCluster's training view: random resized crop (scale 0.2-1, the library's strong crop; the paper's
+    0.08 lower bound erases 8x8 digits) and horizontal flip; returns floats on the 0..255 scale."""
+    out = random_resized_crop(x.float() / 255.0, generator) * 255.0
+    return random_hflip(out, generator) if hflip else out
+
+
+def pseudo_labels(model: Backbone, images: torch.Tensor, normalize: Normalizer, k: int, generator: torch.Generator,
+                  execution: Execution) -> torch.Tensor:
+    """k-means assignments of the pool's (un-augmented, eval-mode) features, every cluster non-empty."""
+    features = preprocess(embed_pool(model, images, normalize, execution), whiten=WHITEN)
+    return kmeans(features, k, generator).labels
+
+
+def pretrain_deepcluster(model: Backbone, images: torch.Tensor, normalize: Normalizer, hflip: bool,
+                         cfg: PretrainingConfig, num_classes: int, generator: torch.Generator, execution: Execution,
+                         on_epoch: EpochCallback | None = None) -> list[float]:
+    """Train ``model``'s feature extractor in place on the uint8 pool ``images`` (on the model's device);
+    returns the mean cross-entropy on the pseudo-labels of every epoch."""
+    check_pool("deepcluster", images)
+    hyper = resolve("deepcluster", cfg, num_classes)
+    assert hyper.clusters is not None
+    n, k = images.shape[0], hyper.clusters
+    if k > n:
+        raise ConfigError(f"deepcluster: pretraining.clusters = {k} but the pool has only {n} images; "
+                          f"set pretraining.clusters to at most {n}")
+    optimizer = make_sgd(backbone_parameters(model), hyper)
+    top = nn.Linear(model.embedding_dim, k).to(images.device)
+    losses: list[float] = []
+    for epoch in range(hyper.epochs):
+        labels = pseudo_labels(model, images, normalize, k, generator, execution)
+        # a fresh classifier for the fresh pseudo-classes, with a fresh optimiser (no stale momentum)
+        init_linear(top, generator, std=TOP_LAYER_STD)
+        top_optimizer = make_sgd(top.parameters(), hyper)
+        set_lr(optimizer, hyper, epoch)
+        set_lr(top_optimizer, hyper, epoch)
+        model.train()
+        loss_sum = torch.zeros((), device=images.device)
+        order = balanced_indices(labels, k, n, generator)
+        for idx in batches(order, min(hyper.batch_size, n)):
+            x = augment(images[idx], hflip, generator)
+            with execution.autocast():
+                logits = top(embed(model, x, normalize, execution))
+            loss = F.cross_entropy(logits.float(), labels[idx])
+            optimizer.zero_grad(set_to_none=True)
+            top_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            top_optimizer.step()
+            loss_sum += loss.detach() * idx.numel()
+        losses.append(finish_epoch("deepcluster", loss_sum, n, epoch, hyper.epochs, on_epoch))
+    return losses

@@ -1,0 +1,305 @@
+"""Semi-supervised training by label propagation: ``training.semi: label_propagation`` (seed 004).
+
+Seed 004 (Siméoni, Budnik, Avrithis & Gravier, "Rethinking deep active learning: using unlabeled data
+at model training", ICPR 2020), Algorithm 1, lines 4-7, after Iscen, Tolias, Avrithis & Chum, "Label
+propagation for deep semi-supervised learning" (CVPR 2019): supervised training on the labeled set L,
+then every epoch
+
+1. LP (Section IV): features ``phi(X)`` of the whole pool ``X = L u U``, a kNN graph with affinities
+   ``[cos]_+^gamma`` (Section VI-A: k = 50, gamma = 3), ``W_n = D^-1/2 W D^-1/2``, label propagation
+   ``P = eta[(I - alpha W_n)^-1 Y]`` (Eq. 9, alpha = 0.99) solved by conjugate gradient, and for every
+   ``i in U`` a pseudo-label ``argmax p_i`` (Eq. 1) and a weight ``w_i = 1 - H(p_i) / log c`` (Eq. 10);
+2. SEMI (Section IV): one epoch of the standard, unweighted cross-entropy (Eq. 2) on mini-batches whose
+   labeled part is drawn uniformly from L and whose pseudo-labeled part is drawn *with replacement*
+   from U with probabilities ``eta[w]``: "Different than [15], we minimize the standard cost function
+   [...] but we do take weights w into account in mini-batch sampling". So the weights act through
+   sampling, not in the loss, and Iscen et al.'s class-balancing loss weights are not used.
+
+The pure functions (graph, propagation, weights) work on any device; the graph is never dense.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from benchmark.config import TrainingConfig
+from benchmark.errors import NonFiniteLossError
+from benchmark.models.base import Backbone
+from benchmark.training.augment import Normalizer
+from benchmark.training.execution import FP32_CPU, Execution
+from benchmark.training.heads import frozen_features
+from benchmark.training.trainer import (
+    AugmentationSpec,
+    EpochCallback,
+    TrainResult,
+    augment_batch,
+    make_optimizer,
+    make_scheduler,
+    train_supervised,
+)
+
+# similarities computed at once by the kNN search: 2^25 float32 = 128 MiB per block of rows
+KNN_BLOCK_ELEMENTS = 1 << 25
+# seed 004, Section VI-A: "50 examples (10 for MNIST) are labeled and the remaining pseudo-labeled"
+# out of mini-batches of 128 (64 for MNIST)
+LABELED_PER_BATCH = 50
+# seed 004, Section VI-A: "The epoch ends when 1/2 |U| pseudo-labels have been drawn"
+EPOCH_FRACTION = 0.5
+CG_TOLERANCE = 1e-6  # relative residual, as Iscen et al.'s scipy CG call (tol 1e-6, maxiter 20)
+
+
+# --------------------------------------------------------------------------- the graph
+
+
+def knn_affinity(features: torch.Tensor, k: int, gamma: float,
+                 block_elements: int = KNN_BLOCK_ELEMENTS) -> torch.Tensor:
+    """Symmetric sparse affinity ``W = A + A^T`` of the kNN graph of the rows of ``features``.
+
+    Iscen et al. 2019 (Section 3.2, also seed 004 Section VI-A): rows are L2-normalised, ``a_ij =
+    [x_i . x_j]_+^gamma`` when j is one of the ``k`` nearest neighbours of i (by cosine, i itself
+    excluded: no self-loops, even for duplicate rows), 0 otherwise; ``W = A + A^T`` (a pair that are
+    each other's neighbours weighs twice). Seed 004 calls the graph "reciprocal", after Iscen et al.,
+    whose construction is this symmetrisation. ``k`` is capped at ``n - 1``.
+
+    The neighbours are found block by block (about ``block_elements`` similarities at a time, a
+    matrix product and ``topk`` per block, on the features' device), so memory is O(n k + block),
+    never n x n. Returns a coalesced sparse COO (n, n) float32 tensor; zero affinities (cosine <= 0)
+    are left out.
+    """
+    if features.ndim != 2:
+        raise ValueError(f"features must be a 2-d (n, d) tensor, got shape {tuple(features.shape)}")
+    if k <= 0 or gamma <= 0:
+        raise ValueError(f"k and gamma must be positive, got k={k}, gamma={gamma}")
+    x = F.normalize(features.float(), dim=1)
+    n, dev = x.shape[0], x.device
+    k = min(k, n - 1)
+    if k <= 0:
+        return _sparse(torch.zeros((2, 0), dtype=torch.long, device=dev), x.new_zeros(0), n)
+    rows_per_block = max(1, block_elements // n)
+    neighbours = torch.empty((n, k), dtype=torch.long, device=dev)
+    cosines = x.new_empty((n, k))
+    for first in range(0, n, rows_per_block):
+        block = x[first:first + rows_per_block] @ x.T
+        r = torch.arange(block.shape[0], device=dev)
+        block[r, r + first] = -torch.inf
+        cosines[first:first + rows_per_block], neighbours[first:first + rows_per_block] = block.topk(k, dim=1)
+        del block
+    values = cosines.clamp(min=0).pow(gamma).flatten()
+    rows = torch.arange(n, device=dev).repeat_interleave(k)
+    cols = neighbours.flatten()
+    keep = values > 0
+    rows, cols, values = rows[keep], cols[keep], values[keep]
+    indices = torch.stack([torch.cat([rows, cols]), torch.cat([cols, rows])])
+    return _sparse(indices, torch.cat([values, values]), n)  # coalescing sums A + A^T
+
+
+def _sparse(indices: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
+    return torch.sparse_coo_tensor(indices, values, (n, n), check_invariants=False).coalesce()
+
+
+def normalized_affinity(affinity: torch.Tensor) -> torch.Tensor:
+    """``D^-1/2 W D^-1/2`` with ``D = diag(W 1)`` (Zhou et al. 2004; seed 004 Section III); a node of
+    degree 0 keeps an empty row and column."""
+    w = affinity.coalesce()
+    rows, cols = w.indices()
+    values = w.values()
+    degree = torch.zeros(w.shape[0], dtype=values.dtype, device=values.device).index_add_(0, rows, values)
+    scale = torch.where(degree > 0, degree.clamp(min=torch.finfo(values.dtype).tiny).rsqrt(), 0.0)
+    return torch.sparse_coo_tensor(w.indices(), values * scale[rows] * scale[cols], w.shape,
+                                   is_coalesced=True, check_invariants=False)
+
+
+# --------------------------------------------------------------------------- propagation
+
+
+def propagate_labels(affinity: torch.Tensor, labeled_idx: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                     alpha: float, iterations: int = 20, tol: float = CG_TOLERANCE) -> torch.Tensor:
+    """Z (n, c) approximately solving ``(I - alpha W_n) Z = Y`` for all classes at once.
+
+    ``affinity`` is the symmetric W of :func:`knn_affinity` (normalised here), ``Y = chi(L, y)`` the
+    one-hot labels of the labeled rows, zero elsewhere (seed 004, Eq. 8). Eq. (9)'s factor
+    ``1 - alpha`` is left out: it disappears in the row normalisation of :func:`pseudo_label_weights`.
+    ``I - alpha W_n`` is symmetric positive definite for ``0 <= alpha < 1``, so each column is solved
+    by conjugate gradient (Iscen et al. 2019, Section 3.2), all columns in step: at most
+    ``iterations`` sparse matrix products, a column stopping once its residual is at most ``tol`` times
+    its right-hand side (Iscen et al.'s 20 iterations and 1e-6 are the defaults: with alpha = 0.99 that
+    is a truncated Krylov approximation, not the exact solve).
+    """
+    if not 0 <= alpha < 1:
+        raise ValueError(f"alpha must be in [0, 1), got {alpha}")
+    w_n = normalized_affinity(affinity)
+    n = w_n.shape[0]
+    y = torch.zeros((n, num_classes), dtype=w_n.dtype, device=w_n.device)
+    y[labeled_idx, labels] = 1.0
+
+    def matmul(v: torch.Tensor) -> torch.Tensor:
+        return v - alpha * torch.sparse.mm(w_n, v)
+
+    return conjugate_gradient(matmul, y, iterations, tol)
+
+
+def conjugate_gradient(matmul: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, iterations: int,
+                       tol: float) -> torch.Tensor:
+    """Column-wise CG for ``A X = B`` with symmetric positive definite A given by ``matmul(V) = A V``.
+
+    Every column runs its own CG recursion (its own step sizes), vectorised across columns; a
+    column whose residual norm is at most ``tol`` times the norm of its right-hand side (or whose
+    right-hand side is 0, e.g. a class without labels) stops changing.
+    """
+    x = torch.zeros_like(b)
+    r = b.clone()
+    p = r.clone()
+    rs = (r * r).sum(dim=0)
+    target = tol**2 * rs
+    for _ in range(iterations):
+        active = rs > target
+        if not bool(active.any()):
+            break
+        ap = matmul(p)
+        curvature = (p * ap).sum(dim=0)
+        step = torch.where(active, rs / torch.where(active, curvature, 1.0), 0.0)
+        x += step * p
+        r -= step * ap
+        rs_new = (r * r).sum(dim=0)
+        p = r + torch.where(active, rs_new / torch.where(active, rs, 1.0), 0.0) * p
+        rs = torch.where(active, rs_new, rs)
+    return x
+
+
+def pseudo_label_weights(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pseudo-labels ``argmax p_i`` (Eq. 1) and certainties ``w_i = 1 - H(p_i) / log c`` (Eq. 10) of the
+    rows ``p_i`` of ``P = eta[Z]`` (row-wise l1 normalisation, seed 004 footnote 1).
+
+    The exact solution is non-negative; the few small negative values of a truncated CG are clipped to
+    0 first (as Iscen et al.'s code does). A row with no mass (a node no label reached) is uniform:
+    weight 0, label 0.
+    """
+    c = z.shape[1]
+    if c < 2:
+        raise ValueError(f"need at least 2 classes for entropy weights, got {c}")
+    p = z.clamp(min=0)
+    mass = p.sum(dim=1, keepdim=True)
+    p = torch.where(mass > 0, p / torch.where(mass > 0, mass, 1.0), 1.0 / c)
+    entropy = -torch.special.xlogy(p, p).sum(dim=1)
+    weights = (1.0 - entropy / math.log(c)).clamp(0.0, 1.0)
+    return p.argmax(dim=1), weights
+
+
+# --------------------------------------------------------------------------- training
+
+
+def train_label_propagation(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, pool_images: torch.Tensor,
+                            cfg: TrainingConfig, normalize: Normalizer, augmentation: AugmentationSpec,
+                            generator: torch.Generator, on_epoch: EpochCallback | None = None,
+                            execution: Execution = FP32_CPU) -> TrainResult:
+    """Seed 004's algorithm 1, lines 4-7, for one active-learning cycle.
+
+    ``images``/``labels``: the labeled set L; ``pool_images``: the unlabeled images U (uint8, same
+    device). Line 4 (SUP): :func:`train_supervised` on L with the cell's recipe, ``cfg.epochs`` epochs.
+    Lines 5-7: ``cfg.epochs`` more epochs, with a fresh optimizer and schedule (Iscen et al. restart
+    training for the semi-supervised phase), each one
+
+    - LP: features of L u U in eval mode without augmentation, :func:`knn_affinity` (``cfg.semi_k``,
+      ``cfg.semi_gamma``), :func:`propagate_labels` (``cfg.semi_alpha``) from the true labels of L,
+      :func:`pseudo_label_weights` on the rows of U;
+    - SEMI: ``ceil(|U| / 2 / u)`` mini-batches (Section VI-A: the epoch ends once |U|/2 pseudo-labels
+      are drawn) of ``cfg.batch_size`` images, ``l = min(50, batch_size // 2)`` of them labeled
+      (Section VI-A: 50 of 128; l is capped so that at least half of a small batch stays
+      pseudo-labeled; seed 004 uses 10 of 64 on MNIST) and ``u = batch_size - l`` pseudo-labeled. The
+      labeled part walks through a stream of random permutations of L (uniform, every labeled image
+      equally often, repeated when |L| is small); the pseudo-labeled part is drawn with replacement
+      from U with probabilities ``eta[w]`` (Section IV). Both parts are augmented like the supervised
+      batches; the loss is the plain mean cross-entropy (Eq. 2).
+
+    If all weights are 0 (no label reached U) the epoch trains on labeled batches only. ``on_epoch``
+    counts the 2 x ``cfg.epochs`` epochs of both phases.
+    """
+    if not isinstance(model, Backbone):
+        raise TypeError(f"training.semi: label_propagation needs a Backbone (features + linear head), "
+                        f"got {type(model).__name__}")
+    if cfg.batch_size < 2:
+        raise ValueError("training.semi: label_propagation mixes labeled and pseudo-labeled images in each "
+                         f"mini-batch, so training.batch_size must be at least 2, got {cfg.batch_size}")
+    if images.shape[0] == 0:
+        raise ValueError("training.semi: label_propagation needs at least one labeled image")
+    if pool_images.device != images.device or pool_images.shape[1:] != images.shape[1:]:
+        raise ValueError(f"pool_images must be images like the labeled ones on {images.device}, got "
+                         f"shape {tuple(pool_images.shape)} on {pool_images.device} vs {tuple(images.shape)}")
+    start = time.perf_counter()
+    total_epochs = 2 * cfg.epochs
+
+    def supervised_epoch(epoch: int, _: int, loss: float) -> None:
+        if on_epoch is not None:
+            on_epoch(epoch, total_epochs, loss)
+
+    sup = train_supervised(model, images, labels, cfg, normalize, augmentation, generator, supervised_epoch,
+                           None, execution)
+    n_l, n_u = images.shape[0], pool_images.shape[0]
+    if n_u == 0:
+        return TrainResult(final_loss=sup.final_loss, seconds=time.perf_counter() - start)
+    num_classes = model.head.out_features
+    n_lab = min(LABELED_PER_BATCH, cfg.batch_size // 2)
+    n_pseudo = cfg.batch_size - n_lab
+    n_batches = math.ceil(math.ceil(EPOCH_FRACTION * n_u) / n_pseudo)
+    optimizer = make_optimizer(list(model.parameters()), cfg.optimizer)
+    scheduler = make_scheduler(optimizer, cfg.schedule, cfg.epochs)
+    all_images = torch.cat([images, pool_images])
+    labeled_idx = torch.arange(n_l, device=images.device)
+    labeled_stream = _LabeledStream(n_l, generator, images.device)
+    mean_loss = sup.final_loss
+    for epoch in range(cfg.epochs):
+        feats = frozen_features(model, all_images, normalize, execution)
+        z = propagate_labels(knn_affinity(feats, cfg.semi_k, cfg.semi_gamma), labeled_idx, labels, num_classes,
+                             cfg.semi_alpha)
+        pseudo, weights = pseudo_label_weights(z[n_l:])
+        del feats, z
+        draws = (torch.multinomial(weights, n_batches * n_pseudo, replacement=True, generator=generator)
+                 if bool(weights.sum() > 0) else None)
+        model.train()
+        loss_sum = torch.zeros((), device=images.device)
+        seen = 0
+        for b in range(n_batches):
+            lab = labeled_stream.take(n_lab)
+            x, y = images[lab], labels[lab]
+            if draws is not None:
+                unl = draws[b * n_pseudo:(b + 1) * n_pseudo]
+                x, y = torch.cat([x, pool_images[unl]]), torch.cat([y, pseudo[unl]])
+            x = augment_batch(x, cfg.augmentation, augmentation, generator)
+            with execution.autocast():
+                loss = F.cross_entropy(model(execution.prepare_input(normalize(x))), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach().float() * y.numel()
+            seen += y.numel()
+        if scheduler is not None:
+            scheduler.step()
+        mean_loss = float(loss_sum) / seen
+        if not math.isfinite(mean_loss):
+            raise NonFiniteLossError(f"training loss became {mean_loss} in semi-supervised epoch {epoch + 1}; "
+                                     "lower training.optimizer.lr or check the data")
+        if on_epoch is not None:
+            on_epoch(cfg.epochs + epoch + 1, total_epochs, mean_loss)
+    return TrainResult(final_loss=mean_loss, seconds=time.perf_counter() - start)
+
+
+class _LabeledStream:
+    """Indices 0..n-1 in an endless sequence of random permutations: uniform draws from L that visit
+    every labeled example equally often (Iscen et al.'s two-stream batch sampler)."""
+
+    def __init__(self, n: int, generator: torch.Generator, device: torch.device) -> None:
+        self.n, self.generator, self.device = n, generator, device
+        self.buffer = torch.empty(0, dtype=torch.long, device=device)
+
+    def take(self, count: int) -> torch.Tensor:
+        while self.buffer.numel() < count:
+            perm = torch.randperm(self.n, generator=self.generator, device=self.device)
+            self.buffer = torch.cat([self.buffer, perm])
+        out, self.buffer = self.buffer[:count], self.buffer[count:]
+        return out
