@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import typing
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from benchmark.data import DATASETS
+from benchmark.data import dataset_info, is_known_dataset, unknown_dataset_message
+from benchmark.data.views import view_pool_size
+from benchmark.errors import ConfigError
 from benchmark.models import BACKBONES
 from benchmark.strategies import STRATEGIES, phase_strategies, plain_strategy_names
 
@@ -162,7 +165,8 @@ class ViewConfig(StrictModel):
 
     imbalance: float | list[int] | None = Field(
         None, description="class imbalance (seed 000): a ratio >= 1 between the largest and the smallest class, "
-        "with class sizes decaying exponentially with the class index, or explicit per-class counts")
+        "with class sizes decreasing linearly with the class index as in seed 000's code (ratio 10 on CIFAR-10: "
+        "5000, 4500, ..., 500), or explicit per-class counts")
     redundancy: RedundancyConfig | None = Field(
         None, description="seed 001 A.15: 'unique' random images, each repeated 'copies' times")
 
@@ -213,8 +217,8 @@ class CellConfig(StrictModel):
     @field_validator("dataset")
     @classmethod
     def _dataset(cls, v: str) -> str:
-        if v not in DATASETS:
-            raise ValueError(DATASETS.unknown_message(v))
+        if not is_known_dataset(v):
+            raise ValueError(unknown_dataset_message(v))
         return v
 
     @field_validator("backbone")
@@ -244,13 +248,18 @@ class CellConfig(StrictModel):
 
     @model_validator(mode="after")
     def _resolve(self) -> CellConfig:
-        dataset = DATASETS.entry(self.dataset).info
-        pool = dataset["n_train"]
-        budget = self.budget.resolved(pool)
-        if budget.total > pool:
+        try:
+            dataset = dataset_info(self.dataset)
+            # a view changes the pool; its size is None when only loading the data can tell (the runner checks)
+            pool = view_pool_size(dataset, self.view) if self.view is not None else dataset["n_train"]
+        except ConfigError as exc:  # reported with the suite file's line like every other invalid value
+            raise ValueError(str(exc)) from None
+        budget = self.budget.resolved(pool if pool is not None else dataset["n_train"])
+        if pool is not None and budget.total > pool:
+            view = "" if self.view is None else " with this view"
             raise ValueError(
                 f"budget: initial + rounds x query = {budget.initial} + {budget.rounds} x "
-                f"{budget.query} = {budget.total} labels, but dataset '{self.dataset}' has "
+                f"{budget.query} = {budget.total} labels, but dataset '{self.dataset}'{view} has "
                 f"only {pool} training images; lower budget.rounds or budget.query")
         min_size = BACKBONES.entry(self.backbone).info["min_image_size"]
         if dataset["image_size"] < min_size:
@@ -286,6 +295,9 @@ class CellConfig(StrictModel):
             detach = round(0.6 * self.training.epochs)
         training = self.training.model_copy(update={"head_dropout": head_dropout, "aux": aux,
                                                     "aux_detach_epoch": detach})
+        combination = _unsupported_combination(self.strategy, training)
+        if combination:
+            raise ValueError(combination)
         if self.init == "imagenet" and not BACKBONES.entry(self.backbone).info.get("imagenet", False):
             with_weights = [e.name for e in BACKBONES if e.info.get("imagenet", False)]
             raise ValueError(f"init 'imagenet': backbone '{self.backbone}' has no ImageNet weights in alb; "
@@ -302,6 +314,23 @@ class CellConfig(StrictModel):
         payload = json.dumps({"protocol": PROTOCOL_VERSION, "config": self.canonical()},
                              sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _unsupported_combination(strategy: str, training: TrainingConfig) -> str | None:
+    """Settings that cannot be combined (the trainer would have to guess), as an error message."""
+    if training.head != "full" and training.aux != "none":
+        return (f"training.head: {training.head} freezes the backbone, which the auxiliary module "
+                f"'{training.aux}' trains; use head full or a strategy without an auxiliary module")
+    if training.semi != "none" and training.head != "full":
+        return "training.semi: label_propagation re-learns the features every epoch; it needs training.head: full"
+    if training.semi != "none" and training.aux != "none":
+        return f"training.semi: label_propagation cannot be combined with the auxiliary module '{training.aux}'"
+    if training.semi != "none" and "pseudo_labels" in STRATEGIES.entry(strategy).info["needs"]:
+        return (f"strategy '{strategy}' trains on its own pseudo-labels, which label propagation would take for "
+                "true labels (seed 004 does not combine CEAL with SEMI); use training.semi: none")
+    if training.semi != "none" and training.batch_size < 2:
+        return "training.semi: label_propagation mixes labeled and pseudo-labeled samples: batch_size must be >= 2"
+    return None
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -322,10 +351,17 @@ def config_keys(model: type[BaseModel] = CellConfig, prefix: str = "") -> list[s
     for name, field in model.model_fields.items():
         path = f"{prefix}{name}"
         keys.append(path)
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            keys.extend(config_keys(annotation, f"{path}."))
+        if (sub := _submodel(field.annotation)) is not None:
+            keys.extend(config_keys(sub, f"{path}."))
     return keys
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model of a field annotated ``Model`` or ``Model | None``."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
 
 
 def model_at(path: tuple[str | int, ...], model: type[BaseModel] = CellConfig) -> type[BaseModel] | None:
@@ -334,8 +370,8 @@ def model_at(path: tuple[str | int, ...], model: type[BaseModel] = CellConfig) -
         field = model.model_fields.get(str(part))
         if field is None:
             return None
-        annotation = field.annotation
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        sub = _submodel(field.annotation)
+        if sub is None:
             return None
-        model = annotation
+        model = sub
     return model

@@ -9,6 +9,7 @@ them took (``query_seconds``).
 
 from __future__ import annotations
 
+import json
 import time
 import traceback
 from collections.abc import Callable
@@ -18,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.data import DATASETS
-from benchmark.errors import AlbError
+from benchmark.data import dataset_info
+from benchmark.errors import AlbError, ConfigError
 from benchmark.seeding import derive_seed, numpy_rng
 from benchmark.store import SuiteStore, atomic_write, now_iso, provenance
 from benchmark.strategies import STRATEGIES
@@ -102,7 +103,15 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
     device = torch.device(ctx.device)
     execution = Execution.for_device(ctx.device, ctx.precision, ctx.compile)
     data = load_dataset(cfg.dataset, ctx.data_dir)
-    info = DATASETS.entry(cfg.dataset).info
+    if cfg.view is not None:
+        from benchmark.data.views import apply_view
+
+        data = apply_view(data, cfg.view, cfg.seed)
+    if cfg.budget.total > len(data.train_y):  # a view's pool size is not always known at validation
+        raise ConfigError(f"budget: {cfg.budget.total} labels, but the pool of '{cfg.dataset}' with view "
+                          f"{cfg.view.model_dump() if cfg.view else None} has only {len(data.train_y)} images; "
+                          "lower budget.rounds or budget.query")
+    info = dataset_info(cfg.dataset)
     augmentation = AugmentationSpec(info["crop_padding"], info["hflip"])
     normalize = Normalizer(data.mean, data.std, device)
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
@@ -113,12 +122,27 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
     initial_strategy = STRATEGIES.get(cfg.initial_strategy)()
     query_strategy = STRATEGIES.get(cfg.strategy)()
 
+    # the backbone's starting weights (init: imagenet, self-supervised pre-training, a checkpoint), shared by
+    # every fresh learner of the cell; its classifier head always starts from random
+    init_state = None
+    if cfg.init != "scratch":
+        from benchmark.pretrain import initial_backbone_state
+
+        init_state = initial_backbone_state(
+            cfg.init, cfg.backbone, data, info["hflip"], cfg.seed, cfg.pretraining,
+            cache_dir=ctx.store.root / "_pretrained", weights_dir=ctx.data_dir / "weights", device=device,
+            execution=execution, dataset_key=json.dumps([cfg.dataset, cfg.view.model_dump() if cfg.view else None]))
+
     def fresh_learner(round_index: int) -> tuple[torch.nn.Module, AuxTraining | DiscriminatorTraining | None]:
         """A freshly initialised backbone, and its auxiliary module when training.aux asks for one."""
         torch.manual_seed(derive_seed(cfg.seed, round_index, "init"))
         head_dropout = cfg.training.head_dropout or 0.0
-        model = execution.prepare_model(
-            build_backbone(cfg.backbone, data.num_classes, data.channels, head_dropout).to(device))
+        model = build_backbone(cfg.backbone, data.num_classes, data.channels, head_dropout).to(device)
+        if init_state is not None:
+            from benchmark.pretrain import apply_backbone_state
+
+            apply_backbone_state(model, init_state)
+        model = execution.prepare_model(model)
         aux: AuxTraining | DiscriminatorTraining | None = None
         if cfg.training.aux == "discriminator":
             aux = DiscriminatorTraining(DiscriminatorModule(model.embedding_dim).to(device), cfg.training.aux_weight)
@@ -192,8 +216,12 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
         idx = torch.as_tensor(np.concatenate([labeled, pseudo[0]]), device=device)
         targets = torch.cat([train_y[torch.as_tensor(labeled, device=device)],
                              torch.as_tensor(pseudo[1], device=device)])
+        unlabeled_images = None
+        if cfg.training.semi != "none":
+            rest = np.setdiff1d(np.arange(pool_size), labeled, assume_unique=True)
+            unlabeled_images = train_x[torch.as_tensor(rest, device=device)]
         result = train(model, train_x[idx], targets, cfg.training, normalize, augmentation,
-                       generator, events.epoch_finished, aux, execution)
+                       generator, events.epoch_finished, aux, execution, pool_images=unlabeled_images)
         metrics = evaluate(model, test_x, test_y, normalize, data.num_classes, execution)
         row = {"round": r, "n_labeled": len(labeled), **metrics, "train_loss": result.final_loss,
                "n_pseudo_labeled": len(pseudo[0]), "train_seconds": result.seconds,

@@ -264,7 +264,7 @@ def test_unknown_dataset(tmp_path: Path) -> None:
     msg = error_of(path)
     assert f"{path}:{line_no(path, 'dataset:')}:" in msg
     assert "unknown dataset 'digit'" in msg
-    assert "Allowed: cifar10, cifar100, digits, fashion_mnist, mnist, svhn." in msg
+    assert "Allowed: caltech101, cifar10, cifar100, digits, fashion_mnist, mnist, stl10, svhn, tiny_imagenet." in msg
     assert "Did you mean 'digits'?" in msg
 
 

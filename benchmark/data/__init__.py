@@ -74,6 +74,8 @@ DATASETS.register(
     n_train=73257, n_test=26032, num_classes=10, channels=3, image_size=32,
     crop_padding=4, hflip=False, balanced=False,
 )
+# seed 000 (resnet18_tin_new.py) trains with RandomResizedCrop(64) + flip + colour jitter; alb keeps its one
+# standard augmentation (pad-and-crop, here 8 px = 1/8 of the side as for CIFAR, plus flips).
 DATASETS.register(
     "tiny_imagenet", f"{_IMG}:load_tiny_imagenet",
     "Tiny ImageNet 64x64, 200 classes; train (500 per class) as the pool, the labelled val split as test",
@@ -103,10 +105,10 @@ CLASS_COUNTS: dict[str, list[int]] = {
     "svhn": [4948, 13861, 10585, 8497, 7458, 6882, 5727, 5595, 5045, 4659],
     # image_sets.caltech101_train_counts() of the published category sizes (sorted category names)
     "caltech101": [
-        291, 291, 134, 533, 37, 534, 28, 28, 31, 36, 31, 23, 86, 65, 29, 57, 61, 33, 29, 82, 31, 40, 41, 72,
-        31, 46, 49, 47, 33, 34, 38, 45, 43, 34, 45, 50, 43, 35, 43, 57, 45, 45, 30, 23, 23, 34, 66, 67, 28, 36,
-        59, 54, 21, 43, 58, 76, 41, 54, 52, 27, 44, 29, 27, 58, 21, 51, 37, 23, 26, 32, 25, 30, 36, 23, 38, 55,
-        39, 33, 27, 42, 26, 56, 38, 23, 43, 30, 58, 40, 43, 23, 57, 33, 58, 50, 160, 25, 40, 23, 37, 26, 40,
+        291, 291, 134, 533, 37, 535, 28, 28, 31, 36, 31, 22, 86, 66, 29, 57, 61, 33, 29, 82, 31, 39, 41, 72, 31, 46,
+        49, 47, 33, 34, 38, 45, 35, 43, 45, 50, 43, 35, 43, 57, 45, 45, 30, 23, 23, 34, 66, 67, 28, 36, 59, 54, 21,
+        43, 58, 76, 41, 54, 52, 27, 44, 29, 27, 58, 21, 51, 37, 23, 26, 31, 25, 30, 35, 23, 38, 55, 39, 33, 27, 42,
+        26, 56, 38, 23, 43, 30, 58, 39, 43, 23, 57, 33, 58, 50, 160, 25, 39, 23, 37, 26, 40
     ],
 }
 

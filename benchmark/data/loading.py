@@ -1,4 +1,4 @@
-"""Load a registered dataset once per process."""
+"""Load a dataset (a registered name or a path spec) once per process."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmark.data import DATASETS
+from benchmark.data import DATASETS, parse_spec, unknown_dataset_message
+from benchmark.errors import ConfigError, DatasetUnavailableError
 
 if TYPE_CHECKING:  # torch is imported only when data is really loaded
     from benchmark.data.base import ImageDataset
@@ -23,10 +24,20 @@ def resolve_data_dir(data_dir: str | Path | None) -> Path:
 
 
 @functools.lru_cache(maxsize=4)
-def load_dataset(name: str, data_dir: Path) -> ImageDataset:
-    dataset: ImageDataset = DATASETS.get(name)(data_dir)
-    info = DATASETS.entry(name).info
+def load_dataset(spec: str, data_dir: Path) -> ImageDataset:
+    """A registered dataset from data_dir, or an 'npz:PATH' / 'image_folder:PATH[:SIZE]' spec
+    (its PATH is used as written; data_dir plays no part)."""
+    if parse_spec(spec) is not None:
+        from benchmark.data.image_sets import load_parametric
+
+        return load_parametric(spec)
+    if spec not in DATASETS:
+        raise ConfigError(unknown_dataset_message(spec))
+    dataset: ImageDataset = DATASETS.get(spec)(data_dir)
+    info = DATASETS.entry(spec).info
     if len(dataset.train_y) != info["n_train"]:
-        raise ValueError(f"dataset '{name}': expected {info['n_train']} train images, "
-                         f"loaded {len(dataset.train_y)}; the files in {data_dir} may be incomplete")
+        raise DatasetUnavailableError(
+            f"dataset '{spec}': expected {info['n_train']} train images, loaded {len(dataset.train_y)}; the files "
+            f"in {data_dir} may be incomplete: delete them (and any alb_*/ *_uint8.npz cache next to them) "
+            "to download them again")
     return dataset

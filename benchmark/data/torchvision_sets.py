@@ -21,6 +21,10 @@ MANUAL_DOWNLOAD = {
     "cifar100": ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "cifar-100-python.tar.gz"),
     "svhn": ("http://ufldl.stanford.edu/housenumbers/train_32x32.mat and test_32x32.mat",
              "train_32x32.mat, test_32x32.mat"),
+    "stl10": ("http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz", "stl10_binary/ (extracted)"),
+    "caltech101": ("https://data.caltech.edu/records/mzrjq-6wc02/files/caltech-101.zip (extract it and the "
+                   "101_ObjectCategories.tar.gz inside)", "caltech101/101_ObjectCategories/"),
+    "tiny_imagenet": ("http://cs231n.stanford.edu/tiny-imagenet-200.zip", "tiny-imagenet-200/ (extracted)"),
 }
 
 

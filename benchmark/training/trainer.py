@@ -48,7 +48,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig,
     if cfg.name == "multistep":
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, cfg.milestones, gamma=cfg.gamma)
     if cfg.name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.t_max or epochs)
     return None
 
 

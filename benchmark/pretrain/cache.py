@@ -1,0 +1,76 @@
+"""On-disk cache of pre-trained backbones: ``<cache_dir>/<key>.pt`` (a plain state dict without the head,
+usable as ``init: checkpoint:PATH`` too) and ``<key>.json`` (method, settings, per-epoch losses, seconds).
+
+Writes are atomic, and an exclusive ``flock`` on ``<key>.lock`` makes a second process wait for the first
+one's result instead of pre-training the same thing again."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmark.config import PretrainingConfig
+from benchmark.pretrain.errors import PretrainCacheError
+from benchmark.store import atomic_write
+
+# Bump when pre-training's recipe changes (heads, augmentation, k-means ...): old caches then miss.
+PRETRAIN_VERSION = 1
+
+
+def cache_key(dataset_key: str, backbone: str, method: str, seed: int, cfg: PretrainingConfig,
+              hflip: bool) -> str:
+    """sha256 of everything that determines the pre-trained weights."""
+    payload = {"version": PRETRAIN_VERSION, "dataset": dataset_key, "backbone": backbone, "method": method,
+               "seed": seed, "hflip": hflip, "pretraining": cfg.model_dump(mode="json")}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def weights_path(cache_dir: Path, key: str) -> Path:
+    return cache_dir / f"{key}.pt"
+
+
+def sidecar_path(cache_dir: Path, key: str) -> Path:
+    return cache_dir / f"{key}.json"
+
+
+@contextlib.contextmanager
+def exclusive(cache_dir: Path, key: str) -> Iterator[None]:
+    """Hold ``<key>.lock`` exclusively (blocking until another process releases it). Lock files are left
+    in place: deleting one while another process waits on it would let a third process in."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / f"{key}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def load(path: Path) -> dict[str, torch.Tensor] | None:
+    """The cached state dict, or None when there is none yet."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise PretrainCacheError(f"cannot read the cached pre-trained weights '{path}' ({type(exc).__name__}); "
+                                 "delete it (and its .json) to pre-train again") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise PretrainCacheError(f"'{path}' is not a state dict; delete it (and its .json) to pre-train again")
+    return state
+
+
+def save(cache_dir: Path, key: str, state: dict[str, torch.Tensor], record: dict[str, Any]) -> Path:
+    """Write the weights, then the sidecar (both atomically); a reader takes the weights as the result."""
+    path = weights_path(cache_dir, key)
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    atomic_write(sidecar_path(cache_dir, key),
+                 lambda tmp: tmp.write_text(json.dumps({"key": key, "weights": path.name, **record}, indent=2)))
+    return path
