@@ -223,6 +223,10 @@ def cmd_list(args: argparse.Namespace) -> int:
                 print(f"{'':<{width}}  parameters: {_parameters(entry.load())}")
         else:
             print(entry.name)
+    if args.details and args.what == "datasets":
+        print("\nby path: 'npz:PATH' (arrays x_train, y_train, x_test, y_test; uint8 images) and "
+              "'image_folder:PATH' / 'image_folder:PATH:SIZE' (PATH/train/<class>/*, PATH/test/<class>/*, "
+              "resized to SIZE, default 32)")
     if args.details and registry.planned():
         print(f"\nnot implemented yet (suites naming them fail validation): {', '.join(sorted(registry.planned()))}")
     return 0

@@ -15,7 +15,8 @@ from benchmark.report.metrics import efficiency_targets, label_efficiency
 from benchmark.report.tables import mean_curve, protocol_titles
 
 # the value subtracted in a difference plot, where the papers fix one (seed 001 Figs. 3, 4, 7, 10)
-DIFFERENCE_BASELINE = {"training.start": "cold", "training.augmentation": "none", "init": "scratch"}
+DIFFERENCE_BASELINE = {"training.start": "cold", "training.augmentation": "none", "init": "scratch",
+                       "training.semi": "none"}
 
 
 @dataclass(frozen=True)
