@@ -116,3 +116,12 @@ def test_each_verdict_of_the_comparison(finished: tuple[Path, Path]) -> None:
     assert verdict(_reference(metric="seconds"))[0] == "not comparable"
     assert verdict(_reference(strategy="margin"))[0] == "missing"
     assert verdict(_reference(setting={"initial_strategy": "least_confidence"}))[0] == "not comparable"
+
+
+def test_a_reference_setting_true_means_set_to_any_value() -> None:
+    from benchmark.report.references import _same
+
+    # seed 000's class-imbalance table: an imbalance of unknown ratio (view.imbalance: true)
+    assert _same(10.0, True) and _same("[500, 100]", True)
+    assert not _same(None, True) and not _same(float("nan"), True)
+    assert not _same(False, True) and _same(True, True)  # boolean settings still compare exactly

@@ -67,6 +67,10 @@ def from_published(numbers: list[Any]) -> list[Reference]:
 
 
 def _same(a: Any, b: Any) -> bool:
+    """Whether our value ``a`` is the reference's ``b``; ``b`` true for a non-boolean setting means "set, value
+    not printed" (seed 000's class imbalance of unknown ratio) and matches any value that is set."""
+    if b is True and not isinstance(a, bool):
+        return a is not None and not (isinstance(a, float) and np.isnan(a))
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     if isinstance(a, int | float) and isinstance(b, int | float):
