@@ -19,10 +19,19 @@ for _name, _summary, _min_size, _dropout in (
     ("cnn13", "13-layer ConvNet of Laine & Aila 2017 (batch norm, dropout 0.5; seed 004)", 12, True),
     ("lenet", "LeNet-5 style CNN for 28x28 inputs (MNIST-size)", 18, False),
 ):
-    BACKBONES.register(_name, f"{_C}:{_name}", _summary, min_image_size=_min_size, has_dropout=_dropout)
+    BACKBONES.register(_name, f"{_C}:{_name}", _summary, min_image_size=_min_size, has_dropout=_dropout,
+                       imagenet=_name == "resnet34_cifar")
 
-BACKBONES.plan(["vit_small", "swin", "dinov2_small"],
-               "planned: timm / transformers backbones adapted to 32x32 inputs")
+# imagenet=True: benchmark.models.imagenet can load pre-trained weights for init: imagenet
+_T = "benchmark.models.transformer_nets"
+for _name, _summary, _min_size in (
+    ("vit_small", "ViT-S (timm) with 4x4 patches at 32x32: 64 tokens + class token; embedding 384", 8),
+    ("swin", "Swin-T (timm) with 2x2 patches and 4x4 windows at 32x32, no stochastic depth; embedding 768", 16),
+    ("dinov2_small", "DINOv2-S (transformers): 4x4 patches at 32x32 from scratch; pre-trained: 14x14 patches, "
+     "inputs upsampled to 224", 8),
+):
+    BACKBONES.register(_name, f"{_T}:{_name}", _summary, min_image_size=_min_size, has_dropout=False, imagenet=True)
+
 BACKBONES.register(
     "small_cnn", "benchmark.models.small_cnn:SmallCNN",
     "3-layer CNN with batch norm and global pooling for small inputs (digits, MNIST)",
@@ -31,5 +40,5 @@ BACKBONES.register(
 BACKBONES.register(
     "resnet18_cifar", "benchmark.models.resnet_cifar:resnet18_cifar",
     "ResNet-18 for 32x32 inputs: 3x3 stem, no max-pool (as in the papers' code)",
-    min_image_size=8,
+    min_image_size=8, imagenet=True,
 )
