@@ -35,6 +35,16 @@ matrix:
 
 
 @pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def tiny_suite(tmp_path: Path) -> Path:
     """4 cells x 3 rounds x 2 epochs: a real AL run in about a second in-process."""
     return write_suite(tmp_path, "tiny", TINY_SUITE)

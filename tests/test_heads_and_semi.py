@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -28,12 +27,7 @@ from benchmark.training.trainer import AugmentationSpec, evaluate, predict_logit
 SPEC = AugmentationSpec(1, False)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # deterministic and fair on a shared CPU
 
 
 @pytest.fixture(scope="module")

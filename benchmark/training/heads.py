@@ -16,7 +16,6 @@ linear head trains, so the head is fit under the same dropout it is sampled with
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -25,7 +24,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from benchmark.config import TrainingConfig
-from benchmark.errors import NonFiniteLossError
 from benchmark.models.base import Backbone
 from benchmark.training.augment import Normalizer
 from benchmark.training.execution import FP32_CPU, Execution
@@ -33,6 +31,7 @@ from benchmark.training.trainer import (
     EVAL_BATCH_SIZE,
     EpochCallback,
     TrainResult,
+    end_epoch,
     epoch_batches,
     make_optimizer,
     make_scheduler,
@@ -94,14 +93,7 @@ def _fit_linear(model: Backbone, feats: torch.Tensor, labels: torch.Tensor, cfg:
             loss.backward()
             optimizer.step()
             loss_sum += loss.detach() * idx.numel()
-        if scheduler is not None:
-            scheduler.step()
-        mean_loss = float(loss_sum) / n
-        if not math.isfinite(mean_loss):
-            raise NonFiniteLossError(f"linear-head loss became {mean_loss} in epoch {epoch + 1}; "
-                                     "lower training.optimizer.lr")
-        if on_epoch is not None:
-            on_epoch(epoch + 1, cfg.epochs, mean_loss)
+        mean_loss = end_epoch(scheduler, loss_sum, n, epoch + 1, cfg.epochs, on_epoch, "linear-head loss")
     return mean_loss
 
 

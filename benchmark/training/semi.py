@@ -29,7 +29,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from benchmark.config import TrainingConfig
-from benchmark.errors import NonFiniteLossError
 from benchmark.models.base import Backbone
 from benchmark.training.augment import Normalizer
 from benchmark.training.execution import FP32_CPU, Execution
@@ -39,6 +38,7 @@ from benchmark.training.trainer import (
     EpochCallback,
     TrainResult,
     augment_batch,
+    end_epoch,
     make_optimizer,
     make_scheduler,
     train_supervised,
@@ -278,14 +278,8 @@ def train_label_propagation(model: nn.Module, images: torch.Tensor, labels: torc
             optimizer.step()
             loss_sum += loss.detach().float() * y.numel()
             seen += y.numel()
-        if scheduler is not None:
-            scheduler.step()
-        mean_loss = float(loss_sum) / seen
-        if not math.isfinite(mean_loss):
-            raise NonFiniteLossError(f"training loss became {mean_loss} in semi-supervised epoch {epoch + 1}; "
-                                     "lower training.optimizer.lr or check the data")
-        if on_epoch is not None:
-            on_epoch(cfg.epochs + epoch + 1, total_epochs, mean_loss)
+        mean_loss = end_epoch(scheduler, loss_sum, seen, cfg.epochs + epoch + 1, total_epochs, on_epoch,
+                              "semi-supervised training loss")
     return TrainResult(final_loss=mean_loss, seconds=time.perf_counter() - start)
 
 

@@ -135,15 +135,22 @@ def train_supervised(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
             loss.backward()
             optimizer.step()
             loss_sum += loss.detach().float() * idx.numel()
-        if scheduler is not None:
-            scheduler.step()
-        mean_loss = float(loss_sum) / n  # one device sync per epoch
-        if not math.isfinite(mean_loss):
-            raise NonFiniteLossError(f"training loss became {mean_loss} in epoch {epoch + 1}; "
-                                     "lower training.optimizer.lr or check the data")
-        if on_epoch is not None:
-            on_epoch(epoch + 1, cfg.epochs, mean_loss)
+        mean_loss = end_epoch(scheduler, loss_sum, n, epoch + 1, cfg.epochs, on_epoch)
     return TrainResult(final_loss=mean_loss, seconds=time.perf_counter() - start)
+
+
+def end_epoch(scheduler: torch.optim.lr_scheduler.LRScheduler | None, loss_sum: torch.Tensor, samples: int,
+              epoch: int, epochs: int, on_epoch: EpochCallback | None, what: str = "training loss") -> float:
+    """Step the schedule, check and report the epoch's mean loss (one device sync per epoch)."""
+    if scheduler is not None:
+        scheduler.step()
+    mean_loss = float(loss_sum) / samples
+    if not math.isfinite(mean_loss):
+        raise NonFiniteLossError(f"{what} became {mean_loss} in epoch {epoch}; "
+                                 "lower training.optimizer.lr or check the data")
+    if on_epoch is not None:
+        on_epoch(epoch, epochs, mean_loss)
+    return mean_loss
 
 
 def augment_batch(x: torch.Tensor, kind: str, spec: AugmentationSpec, generator: torch.Generator) -> torch.Tensor:
