@@ -153,3 +153,23 @@ def test_report_pages_render_in_headless_chromium_with_all_images(report_dir: Pa
         assert PAYLOAD in driver.find_element("css selector", "body").text  # shown as text, in one of the boards
     finally:
         driver.quit()
+
+
+def test_init_differences_ignore_the_pretraining_settings_only_self_supervised_inits_have() -> None:
+    import pandas as pd
+
+    from benchmark.report.frame import Protocol
+    from benchmark.report.plots import _difference_groups
+
+    def protocol(init: str, semi: str) -> Protocol:
+        epochs = None if init == "scratch" else 20
+        return Protocol((("init", init), ("pretraining.epochs", epochs), ("training.semi", semi)))
+
+    protocols = [protocol(i, s) for i in ("scratch", "simsiam", "rotation") for s in ("none", "label_propagation")]
+    groups = _difference_groups(pd.DataFrame({"protocol": protocols}))
+    by_key: dict[str, list[set[str]]] = {}
+    for key, members in groups:
+        by_key.setdefault(key, []).append({str(p.get(key)) for p in members})
+    # scratch is compared with every pre-training, once per semi value
+    assert by_key["init"] == [{"scratch", "simsiam", "rotation"}] * 2
+    assert len(by_key["training.semi"]) == 3 and "pretraining.epochs" not in by_key

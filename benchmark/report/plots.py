@@ -17,6 +17,9 @@ from benchmark.report.tables import mean_curve, protocol_titles
 # the value subtracted in a difference plot, where the papers fix one (seed 001 Figs. 3, 4, 7, 10)
 DIFFERENCE_BASELINE = {"training.start": "cold", "training.augmentation": "none", "init": "scratch",
                        "training.semi": "none"}
+# settings that exist only for some values of another (pretraining.* is null unless init is self-supervised):
+# they do not make two protocols differ in more than the swept setting
+DEPENDENT_SETTINGS: dict[str, tuple[str, ...]] = {"init": ("pretraining.",)}
 
 
 @dataclass(frozen=True)
@@ -85,8 +88,9 @@ def _difference_groups(frame: pd.DataFrame) -> list[tuple[str, list[Protocol]]]:
     keys = sorted({k for p in protocols for k, _ in p.settings})
     for key in keys:
         by_rest: dict[tuple[Any, ...], list[Protocol]] = {}
+        dependent = DEPENDENT_SETTINGS.get(key, ())
         for p in protocols:
-            rest = tuple((k, str(v)) for k, v in p.settings if k != key)
+            rest = tuple((k, str(v)) for k, v in p.settings if k != key and not k.startswith(dependent))
             by_rest.setdefault(rest, []).append(p)
         groups += [(key, ps) for ps in by_rest.values() if len({str(p.get(key)) for p in ps}) > 1]
     return groups
