@@ -187,6 +187,9 @@ class CellConfig(StrictModel):
     initial_strategy: str | None = Field(
         None, description="strategy that picks the initial set with the randomly initialised "
         "network; default 'random', or the schedule's own for hclc/lchc/rhc/rlc")
+    strategy_params: dict[str, int | float | str | bool | None] | None = Field(
+        None, description="constructor parameters of the strategy (see `alb list strategies --details`), e.g. "
+        "{epochs: 100} for VAAL; also given to initial_strategy when it is the same strategy")
     pool_subset: int | None = Field(
         None, gt=0, description="score only a random subset of this many unlabeled samples in each query "
         "round, as seeds 001 (A.16: 10x the query size) and 002 (R) do; null: the whole pool")
@@ -295,6 +298,7 @@ class CellConfig(StrictModel):
             detach = round(0.6 * self.training.epochs)
         training = self.training.model_copy(update={"head_dropout": head_dropout, "aux": aux,
                                                     "aux_detach_epoch": detach})
+        params = _checked_strategy_params(self.strategy, self.strategy_params)
         combination = _unsupported_combination(self.strategy, training)
         if combination:
             raise ValueError(combination)
@@ -304,7 +308,7 @@ class CellConfig(StrictModel):
                              f"backbones with them: {', '.join(with_weights) or 'none'}")
         pretraining = (self.pretraining or PretrainingConfig()) if self.init in SSL_METHODS else None
         return self.model_copy(update={"initial_strategy": initial, "training": training, "budget": budget,
-                                       "pretraining": pretraining})
+                                       "pretraining": pretraining, "strategy_params": params})
 
     def canonical(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -314,6 +318,38 @@ class CellConfig(StrictModel):
         payload = json.dumps({"protocol": PROTOCOL_VERSION, "config": self.canonical()},
                              sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _checked_strategy_params(strategy: str, params: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``params`` validated against the strategy class's constructor (names and annotated types); empty -> None.
+    Only a suite that sets parameters pays for importing the strategy's module (and torch)."""
+    if not params:
+        return None
+    info = STRATEGIES.entry(strategy).info
+    if info["kind"] == "schedule":
+        raise ValueError(f"strategy_params: '{strategy}' is a schedule of two strategies; set no parameters")
+    import inspect
+
+    from pydantic import TypeAdapter, ValidationError
+
+    signature = inspect.signature(STRATEGIES.get(strategy).__init__, eval_str=True)
+    accepted = {n: p for n, p in signature.parameters.items()
+                if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    checked = {}
+    for name, value in sorted(params.items()):
+        if name not in accepted:
+            from benchmark.registry import did_you_mean
+
+            allowed = ", ".join(f"{n}={p.default!r}" for n, p in accepted.items()) or "none"
+            raise ValueError(f"strategy_params: '{strategy}' has no parameter '{name}'. Its parameters (with "
+                             f"defaults): {allowed}.{did_you_mean(name, list(accepted))}")
+        try:
+            checked[name] = TypeAdapter(accepted[name].annotation).validate_python(value, strict=True)
+        except ValidationError:
+            expected = accepted[name].annotation
+            raise ValueError(f"strategy_params.{name}: '{strategy}' expects {getattr(expected, '__name__', expected)}"
+                             f", got {value!r}") from None
+    return checked
 
 
 def _unsupported_combination(strategy: str, training: TrainingConfig) -> str | None:
@@ -333,13 +369,17 @@ def _unsupported_combination(strategy: str, training: TrainingConfig) -> str | N
     return None
 
 
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}; lists stay values."""
+# settings whose value is a free-form mapping: one key in suite files (never split into dotted keys)
+OPAQUE_KEYS = ("strategy_params",)
+
+
+def flatten(tree: dict[str, Any], prefix: str = "", opaque: tuple[str, ...] = ()) -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists and the mappings under ``opaque`` keys stay values."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{path}."))
+        if isinstance(value, dict) and value and path not in opaque:
+            flat.update(flatten(value, f"{path}.", opaque))
         else:
             flat[path] = value
     return flat

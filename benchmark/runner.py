@@ -119,8 +119,9 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
     pool_size = train_x.shape[0]
     # round 0 uses the (resolved) initial strategy; a schedule picks its own phase by round
     assert cfg.initial_strategy is not None
-    initial_strategy = STRATEGIES.get(cfg.initial_strategy)()
-    query_strategy = STRATEGIES.get(cfg.strategy)()
+    params = cfg.strategy_params or {}
+    initial_strategy = STRATEGIES.get(cfg.initial_strategy)(**(params if cfg.initial_strategy == cfg.strategy else {}))
+    query_strategy = STRATEGIES.get(cfg.strategy)(**params)
 
     # the backbone's starting weights (init: imagenet, self-supervised pre-training, a checkpoint), shared by
     # every fresh learner of the cell; its classifier head always starts from random

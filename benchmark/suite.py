@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from benchmark.config import CellConfig, config_keys, flatten, model_at, planned_setting
+from benchmark.config import OPAQUE_KEYS, CellConfig, config_keys, flatten, model_at, planned_setting
 from benchmark.errors import ConfigError
 from benchmark.registry import did_you_mean
 
@@ -72,6 +72,10 @@ class Suite:
     references: list[str]
 
 
+def _flat(tree: dict[str, Any]) -> dict[str, Any]:
+    return flatten(tree, opaque=OPAQUE_KEYS)
+
+
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     node = tree
@@ -87,7 +91,7 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
 def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """``base`` with every leaf of ``overrides`` set; nested dicts and dotted keys mean the same."""
     tree = copy.deepcopy(base)
-    for key, value in flatten(overrides).items():
+    for key, value in _flat(overrides).items():
         _set_dotted(tree, key, value)
     return tree
 
@@ -174,7 +178,7 @@ def _check_keys(where: str, keys: list[str], valid: list[str], errors: _Errors,
 
 
 def _matches(cell_flat: dict[str, Any], pattern: dict[str, Any]) -> bool:
-    return all(_same_value(cell_flat.get(k, _MISSING), v) for k, v in flatten(pattern).items())
+    return all(_same_value(cell_flat.get(k, _MISSING), v) for k, v in _flat(pattern).items())
 
 
 _MISSING = object()
@@ -195,15 +199,15 @@ def parse_suite(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
         raise AssertionError("unreachable") from exc
 
     valid = config_keys()
-    _check_keys("defaults", list(flatten(suite_file.defaults)), valid, errors, ["defaults"])
+    _check_keys("defaults", list(_flat(suite_file.defaults)), valid, errors, ["defaults"])
     _check_keys("matrix", list(suite_file.matrix), valid, errors, ["matrix"])
     for name, values in suite_file.matrix.items():
         if not values:
             errors.add(f"matrix: axis '{name}' has no values; give at least one", ["matrix", name])
     for i, entry in enumerate(suite_file.include):
-        _check_keys(f"include[{i}]", list(flatten(entry)), valid, errors, ["include", i])
+        _check_keys(f"include[{i}]", list(_flat(entry)), valid, errors, ["include", i])
     for i, entry in enumerate(suite_file.exclude):
-        _check_keys(f"exclude[{i}]", list(flatten(entry)), valid, errors, ["exclude", i])
+        _check_keys(f"exclude[{i}]", list(_flat(entry)), valid, errors, ["exclude", i])
     errors.raise_if_any()
 
     axis_names = list(suite_file.matrix)
@@ -244,7 +248,7 @@ def parse_suite(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
         axes = dict(zip(axis_names, combo, strict=True))
         config, _ = validate(_merge(defaults, axes), axes, [])
         # match resolved values, so that settings left at their defaults can be excluded too
-        values = flatten(config.canonical()) if config is not None else flatten(_merge(defaults, axes))
+        values = _flat(config.canonical()) if config is not None else _flat(_merge(defaults, axes))
         hits = [i for i, pattern in enumerate(suite_file.exclude) if _matches(values, pattern)]
         for i in hits:
             excluded_hits[i] += 1
@@ -260,7 +264,7 @@ def parse_suite(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
     extras: list[dict[str, Any]] = [{} for _ in kept]
     own_cells: list[tuple[int, dict[str, Any]]] = []
     for i, entry in enumerate(suite_file.include):
-        entry_flat = flatten(entry)
+        entry_flat = _flat(entry)
         matching = [j for j, axes in enumerate(kept)
                     if all(_same_value(axes[k], v) for k, v in entry_flat.items() if k in axes)
                     and any(k not in axes for k in entry_flat)]

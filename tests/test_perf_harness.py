@@ -17,3 +17,12 @@ def test_training_throughput_benchmark_runs_both_loops() -> None:
     from benchmark.perf.training import main
 
     main(["--device", "cpu", "--steps", "1", "--warmup", "1", "--batch", "8", "--workers", "0"])
+
+
+def test_label_propagation_benchmark_builds_the_graph_of_every_sample() -> None:
+    from benchmark.perf.label_propagation import measure as measure_lp
+
+    result = measure_lp(n=400, d=16, k=5, classes=4, labeled=40, device="cpu")
+    # W = A + A^T: between k*n (all pairs mutual) and 2*k*n directed edges
+    assert 5 * 400 <= int(result["edges"]) <= 2 * 5 * 400
+    assert float(result["knn_seconds"]) >= 0 and float(result["cg_seconds"]) >= 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,41 @@ def test_invalid_settings_are_clear_errors(tmp_path: Path, body: str, message: s
     with pytest.raises(ConfigError) as err:
         load_suite(path)
     assert message in str(err.value), str(err.value)
+
+
+def test_strategy_params_reach_the_strategy_and_label_it_in_reports(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmark.report.frame import with_labels
+    from benchmark.strategies.bayesian import BALD
+
+    made: list[int] = []
+    real_init = BALD.__init__
+
+    @functools.wraps(real_init)  # keeps the signature alb validates parameters against
+    def recording_init(self, passes: int = 20) -> None:  # type: ignore[no-untyped-def]
+        made.append(passes)
+        real_init(self, passes)
+
+    monkeypatch.setattr(BALD, "__init__", recording_init)
+    _, frame = _run(tmp_path, "params", """\
+matrix:
+  strategy: [bald]
+  strategy_params: [null, {passes: 5}]
+""")
+    assert sorted(made) == [5, 20]
+    labels = set(with_labels(frame)["strategy_label"])
+    assert labels == {"bald", "bald (passes=5)"}
+    assert set(frame["strategy_params.passes"].dropna()) == {5}
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ("{passe: 5}", "'bald' has no parameter 'passe'. Its parameters (with defaults): passes=20. Did you mean "
+                   "'passes'?"),
+    ("{passes: 2.5}", "strategy_params.passes: 'bald' expects int, got 2.5"),
+])
+def test_unknown_or_mistyped_strategy_params_are_clear_errors(tmp_path: Path, params: str, message: str) -> None:
+    path = write_suite(tmp_path, "bad", HEAD.format(name="bad").replace("strategy: entropy", "strategy: bald")
+                       + f"  strategy_params: {params}\nmatrix:\n  seed: [0]\n")
+    with pytest.raises(ConfigError) as err:
+        load_suite(path)
+    assert message in str(err.value) and f"{path}:" in str(err.value), str(err.value)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from benchmark.report.frame import Protocol, strategy_label
+from benchmark.report.frame import STRATEGY_PARAMS_PREFIX, Protocol, strategy_label, strategy_params_of
 from benchmark.report.metrics import combined_std
 
 Status = Literal["pass", "regression", "improved", "missing", "not comparable"]
@@ -113,7 +113,7 @@ def compare(reference: Reference, frame: pd.DataFrame, abs_tol: float, k: float)
     # strategy parameters the reference does not name take their defaults (a random initial set, the
     # whole pool scored); cells that changed them measure another method
     wanted_label = strategy_label(reference.strategy, reference.setting.get("initial_strategy"),
-                                  reference.setting.get("pool_subset"))
+                                  reference.setting.get("pool_subset"), strategy_params_of(reference.setting))
     rows = rows[rows["strategy_label"] == wanted_label]
     if rows.empty:
         return verdict("missing", f"no finished cell of '{wanted_label}' under this protocol")
@@ -150,6 +150,7 @@ def baseline_references(frame: pd.DataFrame, suite: str) -> list[Reference]:
         first = rows.iloc[0]
         setting = {k: v for k, v in protocol.settings if k not in ("dataset", "backbone") and v is not None}
         setting["initial_strategy"] = str(first["initial_strategy"])
+        setting.update({f"{STRATEGY_PARAMS_PREFIX}{k}": v for k, v in strategy_params_of(first.to_dict()).items()})
         refs.append(Reference(
             id=f"{suite}/{protocol.id}/{label}/{int(n)}", dataset=str(first["dataset"]),
             backbone=str(first["backbone"]), strategy=str(first["strategy"]), setting=setting,

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.report.frame import Protocol, differing_keys, strategy_label
+from benchmark.report.frame import Protocol, differing_keys, strategy_label, strategy_params_of
 from benchmark.report.metrics import aubc, labels_to_reach
 from benchmark.report.references import Comparison
 
@@ -81,7 +81,8 @@ def results_tables(frame: pd.DataFrame, comparisons: list[Comparison],
     for c in comparisons:
         if c.protocol is not None and c.ours_mean is not None and c.n_labeled is not None:
             setting = c.reference.setting
-            label = strategy_label(c.reference.strategy, setting.get("initial_strategy"), setting.get("pool_subset"))
+            label = strategy_label(c.reference.strategy, setting.get("initial_strategy"), setting.get("pool_subset"),
+                                   strategy_params_of(setting))
             refs.setdefault((c.protocol, label, c.n_labeled), []).append(c)
     tables = []
     for protocol, (title, keys) in protocol_titles(frame).items():
