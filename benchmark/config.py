@@ -82,12 +82,16 @@ class TrainingConfig(StrictModel):
         "(p 0.8) and grayscale (p 0.2); all on tensors on the training device")
     start: Literal["warm", "cold"] = Field(
         "warm", description="warm: continue from the previous round's weights; cold: fresh init")
-    aux: Literal["none", "loss_prediction", "discriminator"] | None = Field(
+    aux: Literal["none", "loss_prediction", "discriminator", "wasserstein"] | None = Field(
         None, description="auxiliary module trained jointly with any strategy (seed 001 sections 5-6): "
         "loss_prediction = LL4AL's module, discriminator = JLS's labeled-vs-unlabeled discriminator on "
-        "the shared backbone (trains with unlabeled data); null = auto: what the strategy needs "
-        "(learning_loss, lplgrad: loss_prediction; jls: discriminator), else none")
-    aux_weight: float = Field(1.0, gt=0, description="lambda of the auxiliary loss (LL4AL: 1)")
+        "the shared backbone (trains with unlabeled data), wasserstein = WAAL's critic on the shared "
+        "backbone in a min-max game with gradient penalty (trains with unlabeled data); null = auto: what "
+        "the strategy needs (learning_loss, lplgrad: loss_prediction; jls: discriminator; waal: "
+        "wasserstein), else none")
+    aux_weight: float | None = Field(
+        None, gt=0, description="lambda of the auxiliary loss; null = auto: 1 (LL4AL, JLS), 0.002 for "
+        "wasserstein (WAAL's alpha, official code)")
     aux_margin: float = Field(1.0, gt=0, description="margin of LL4AL's ranking loss")
     aux_detach_epoch: int | None = Field(
         None, ge=0, description="epoch from which the auxiliary module's input is detached from the "
@@ -284,7 +288,7 @@ class CellConfig(StrictModel):
             raise ValueError(f"strategy '{self.strategy}' needs MC dropout but backbone '{self.backbone}' has "
                              "no dropout layer and training.head_dropout is 0; remove it (auto: 0.5) or raise it")
         needed = {n for s in (initial, rounds) for n in STRATEGIES.entry(s).info["needs"]}
-        needed_aux = [kind for kind in ("loss_prediction", "discriminator") if kind in needed]
+        needed_aux = [kind for kind in ("loss_prediction", "discriminator", "wasserstein") if kind in needed]
         if len(needed_aux) > 1:
             raise ValueError(f"the strategies of '{self.strategy}' need two different auxiliary modules")
         aux = self.training.aux
@@ -296,8 +300,11 @@ class CellConfig(StrictModel):
         detach = self.training.aux_detach_epoch
         if aux == "loss_prediction" and detach is None:
             detach = round(0.6 * self.training.epochs)
+        aux_weight = self.training.aux_weight
+        if aux_weight is None:
+            aux_weight = 2e-3 if aux == "wasserstein" else 1.0  # WAAL's alpha: official Test.py
         training = self.training.model_copy(update={"head_dropout": head_dropout, "aux": aux,
-                                                    "aux_detach_epoch": detach})
+                                                    "aux_detach_epoch": detach, "aux_weight": aux_weight})
         params = _checked_strategy_params(self.strategy, self.strategy_params)
         combination = _unsupported_combination(self.strategy, training)
         if combination:

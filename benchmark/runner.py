@@ -96,7 +96,8 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
         build_loss_prediction,
     )
     from benchmark.training.execution import Execution
-    from benchmark.training.trainer import AugmentationSpec, evaluate, train
+    from benchmark.training.trainer import AugmentationSpec, evaluate, make_optimizer, train
+    from benchmark.training.wasserstein import WassersteinCritic, WassersteinTraining
 
     events = events or CellEvents()
     cfg = cell.config
@@ -134,7 +135,9 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
             cache_dir=ctx.store.root / "_pretrained", weights_dir=ctx.data_dir / "weights", device=device,
             execution=execution, dataset_key=json.dumps([cfg.dataset, cfg.view.model_dump() if cfg.view else None]))
 
-    def fresh_learner(round_index: int) -> tuple[torch.nn.Module, AuxTraining | DiscriminatorTraining | None]:
+    Aux = AuxTraining | DiscriminatorTraining | WassersteinTraining
+
+    def fresh_learner(round_index: int) -> tuple[torch.nn.Module, Aux | None]:
         """A freshly initialised backbone, and its auxiliary module when training.aux asks for one."""
         torch.manual_seed(derive_seed(cfg.seed, round_index, "init"))
         head_dropout = cfg.training.head_dropout or 0.0
@@ -144,9 +147,15 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
 
             apply_backbone_state(model, init_state)
         model = execution.prepare_model(model)
-        aux: AuxTraining | DiscriminatorTraining | None = None
+        aux: Aux | None = None
+        assert cfg.training.aux_weight is not None
         if cfg.training.aux == "discriminator":
             aux = DiscriminatorTraining(DiscriminatorModule(model.embedding_dim).to(device), cfg.training.aux_weight)
+        elif cfg.training.aux == "wasserstein":
+            critic = WassersteinCritic(model.embedding_dim).to(device)
+            # the critic's own optimizer, with the model's settings as in the official WAAL code
+            aux = WassersteinTraining(critic, cfg.training.aux_weight,
+                                      make_optimizer(list(critic.parameters()), cfg.training.optimizer))
         elif cfg.training.aux == "loss_prediction":
             assert cfg.training.aux_detach_epoch is not None
             aux = AuxTraining(build_loss_prediction(model, normalize(train_x[:1])), FeatureTaps(model),
@@ -156,7 +165,7 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
     # pseudo-labeled samples for the next round's training only (CEAL): (pool indices, labels)
     pseudo: list[np.ndarray] = [np.empty(0, np.int64), np.empty(0, np.int64)]
 
-    def select(strategy: Strategy, model: torch.nn.Module, aux: AuxTraining | DiscriminatorTraining | None,
+    def select(strategy: Strategy, model: torch.nn.Module, aux: Aux | None,
                labeled: np.ndarray, budget: int, round_index: int) -> tuple[np.ndarray, float]:
         start = time.perf_counter()
         unlabeled = np.setdiff1d(np.arange(pool_size), labeled, assume_unique=True)
@@ -211,9 +220,11 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
         generator = torch.Generator(device=device)
         generator.manual_seed(derive_seed(cfg.seed, r, "train"))
         torch.manual_seed(derive_seed(cfg.seed, r, "train"))
-        if isinstance(aux, DiscriminatorTraining):
+        if isinstance(aux, DiscriminatorTraining | WassersteinTraining):
             rest = np.setdiff1d(np.arange(pool_size), labeled, assume_unique=True)
             aux.unlabeled_images = train_x[torch.as_tensor(rest, device=device)]
+        if isinstance(aux, WassersteinTraining):
+            aux.n_labeled = len(labeled)  # WAAL's gamma = |L| / |U|
         idx = torch.as_tensor(np.concatenate([labeled, pseudo[0]]), device=device)
         targets = torch.cat([train_y[torch.as_tensor(labeled, device=device)],
                              torch.as_tensor(pseudo[1], device=device)])

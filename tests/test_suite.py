@@ -847,15 +847,17 @@ def test_ids_change_with_strategy_and_seed(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("where", "text", "expected"), [
-    ("strategy", "  strategy: waal\n", "strategy 'waal' is not implemented in alb yet"),
+    ("strategy", "  strategy: hlh\n", "strategy 'hlh' is not implemented in alb yet"),
     ("setting", "  training.svm_c: 2.0\n", "setting 'training.svm_c' is not implemented in alb yet"),
 ])
 def test_papers_settings_alb_lacks_fail_validation_instead_of_running_something_else(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, text: str, expected: str) -> None:
     import benchmark.config
+    from benchmark.strategies import STRATEGIES
 
-    # every setting of the papers is implemented now; pretend one is not to test the mechanism
+    # every setting and strategy of the papers is implemented now; pretend some are not to test the mechanism
     monkeypatch.setitem(benchmark.config.PLANNED_SETTINGS, "training.svm_c", "a planned setting")
+    monkeypatch.setitem(STRATEGIES._planned, "hlh", "a planned strategy")
     path = write_suite(tmp_path, f"""\
 defaults:
   dataset: digits

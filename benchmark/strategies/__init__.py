@@ -99,9 +99,10 @@ STRATEGIES.register("glister", "benchmark.strategies.glister:Glister", "GLISTER-
                     "labeled set's log-likelihood after a one-step last-layer update, Taylor-approximated "
                     "(Killamsetty et al. 2021; seed 000's baseline)", kind="plain", needs=("probs", "embeddings"))
 
-STRATEGIES.plan(
-    ["waal"],
-    "planned: the query strategies of the papers and the field")
+STRATEGIES.register("waal", "benchmark.strategies.waal:WAAL", "WAAL: smallest loss upper bound minus 10 x the "
+                    "score of a Wasserstein critic trained in a min-max game with the shared backbone on labeled "
+                    "vs unlabeled data (Shui et al. 2020; seed 001); sets training.aux: wasserstein",
+                    kind="plain", needs=("probs", "wasserstein"))
 
 
 def phase_strategies(strategy: str, initial_strategy: str | None) -> tuple[str, str]:

@@ -16,6 +16,7 @@ from benchmark.errors import NonFiniteLossError
 from benchmark.training.augment import Normalizer, random_crop, random_hflip, strong_augment
 from benchmark.training.aux import AuxTraining, DiscriminatorTraining
 from benchmark.training.execution import FP32_CPU, Execution
+from benchmark.training.wasserstein import WassersteinTraining
 
 EVAL_BATCH_SIZE = 1024
 EpochCallback = Callable[[int, int, float], None]
@@ -64,7 +65,7 @@ def epoch_batches(n: int, batch_size: int, generator: torch.Generator, device: t
 def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: TrainingConfig,
           normalize: Normalizer, augmentation: AugmentationSpec, generator: torch.Generator,
           on_epoch: EpochCallback | None = None,
-          aux: AuxTraining | DiscriminatorTraining | None = None,
+          aux: AuxTraining | DiscriminatorTraining | WassersteinTraining | None = None,
           execution: Execution = FP32_CPU, *, pool_images: torch.Tensor | None = None) -> TrainResult:
     """Train ``model`` on (images, labels), both already on the model's device, with the cell's recipe.
 
@@ -110,7 +111,7 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: Tra
 def train_supervised(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: TrainingConfig,
                      normalize: Normalizer, augmentation: AugmentationSpec, generator: torch.Generator,
                      on_epoch: EpochCallback | None = None,
-                     aux: AuxTraining | DiscriminatorTraining | None = None,
+                     aux: AuxTraining | DiscriminatorTraining | WassersteinTraining | None = None,
                      execution: Execution = FP32_CPU) -> TrainResult:
     """Supervised training of the whole network on (images, labels), both already on the model's
     device; with ``aux``, the auxiliary module is trained jointly (its loss added to the
@@ -166,10 +167,19 @@ def augment_batch(x: torch.Tensor, kind: str, spec: AugmentationSpec, generator:
 
 def _batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, normalize: Normalizer, augment: str,
                 augmentation: AugmentationSpec, generator: torch.Generator,
-                aux: AuxTraining | DiscriminatorTraining | None, epoch: int, execution: Execution) -> torch.Tensor:
-    """The loss of one labeled mini-batch (plus the auxiliary module's, when one is attached)."""
+                aux: AuxTraining | DiscriminatorTraining | WassersteinTraining | None, epoch: int,
+                execution: Execution) -> torch.Tensor:
+    """The loss of one labeled mini-batch (plus the auxiliary module's, when one is attached).
+
+    ``wasserstein`` (WAAL) plays its min-max here: the critic takes its own optimizer step(s) on the
+    batch's detached embeddings first (max), then the returned loss holds the backbone's part (min)."""
     if aux is None:
         return F.cross_entropy(model(execution.prepare_input(normalize(x))), y)
+    if isinstance(aux, WassersteinTraining):
+        xu = augment_batch(aux.unlabeled_batch(x.shape[0], generator), augment, augmentation, generator)
+        logits, embeddings = model.forward_with_embedding(execution.prepare_input(normalize(torch.cat([x, xu]))))
+        aux.critic_step(embeddings, x.shape[0], generator)
+        return F.cross_entropy(logits[: x.shape[0]], y) + aux.adversarial_loss(embeddings.float(), x.shape[0])
     if isinstance(aux, DiscriminatorTraining):
         xu = augment_batch(aux.unlabeled_batch(x.shape[0], generator), augment, augmentation, generator)
         inputs = execution.prepare_input(normalize(torch.cat([x, xu])))
