@@ -96,6 +96,11 @@ class TrainingConfig(StrictModel):
     aux_detach_epoch: int | None = Field(
         None, ge=0, description="epoch from which the auxiliary module's input is detached from the "
         "backbone; null = 60 % of the epochs (LL4AL: 120 of 200)")
+    epoch_length: Literal["labeled", "pool"] | None = Field(
+        None, description="labeled: an epoch is one pass over the labeled set; pool: with an auxiliary module "
+        "that trains on unlabeled data (discriminator, wasserstein), an epoch pairs every unlabeled sample "
+        "once with a labeled one, the labeled set cycling (WAAL's official loader); null = auto: pool for "
+        "wasserstein, else labeled")
     head_dropout: float | None = Field(
         None, ge=0, lt=1, description="dropout before the classifier; null = auto: 0.5 when a strategy "
         "needs MC dropout (BALD, ...) and the backbone has no dropout layer, else 0")
@@ -303,8 +308,13 @@ class CellConfig(StrictModel):
         aux_weight = self.training.aux_weight
         if aux_weight is None:
             aux_weight = 2e-3 if aux == "wasserstein" else 1.0  # WAAL's alpha: official Test.py
+        epoch_length = self.training.epoch_length or ("pool" if aux == "wasserstein" else "labeled")
+        if epoch_length == "pool" and aux not in ("discriminator", "wasserstein"):
+            raise ValueError("training.epoch_length: pool pairs labeled with unlabeled batches, which only the "
+                             f"auxiliary modules discriminator and wasserstein train on (training.aux is {aux})")
         training = self.training.model_copy(update={"head_dropout": head_dropout, "aux": aux,
-                                                    "aux_detach_epoch": detach, "aux_weight": aux_weight})
+                                                    "aux_detach_epoch": detach, "aux_weight": aux_weight,
+                                                    "epoch_length": epoch_length})
         params = _checked_strategy_params(self.strategy, self.strategy_params)
         combination = _unsupported_combination(self.strategy, training)
         if combination:

@@ -16,13 +16,12 @@ from benchmark.models.base import Backbone, build_backbone
 from benchmark.training.augment import Normalizer
 from benchmark.training.heads import ABSENT_CLASS_LOGIT, SVM_MAX_ITER, frozen_features, svm_head_parameters
 from benchmark.training.semi import (
-    _LabeledStream,
     knn_affinity,
     normalized_affinity,
     propagate_labels,
     pseudo_label_weights,
 )
-from benchmark.training.trainer import AugmentationSpec, evaluate, predict_logits, train
+from benchmark.training.trainer import AugmentationSpec, LabeledStream, evaluate, predict_logits, train
 
 SPEC = AugmentationSpec(1, False)
 
@@ -212,7 +211,7 @@ def test_pseudo_label_weights_by_hand() -> None:
 
 
 def test_labeled_stream_is_uniform_over_permutations() -> None:
-    stream = _LabeledStream(7, torch.Generator().manual_seed(0), torch.device("cpu"))
+    stream = LabeledStream(7, torch.Generator().manual_seed(0), torch.device("cpu"))
     draws = torch.cat([stream.take(5) for _ in range(14)])  # 70 = 10 permutations of 7
     assert torch.equal(torch.bincount(draws, minlength=7), torch.full((7,), 10))
     assert all(sorted(draws[i:i + 7].tolist()) == list(range(7)) for i in range(0, 70, 7))

@@ -131,6 +131,7 @@ def test_npz_dataset_by_path_runs(tmp_path: Path) -> None:
      "with this view has only"),
     ("  dataset: 'npz:/no/such/file.npz'\n", "/no/such/file.npz"),
     ("  training: {schedule: {name: constant, t_max: 10}}\n", "t_max is the period of the cosine schedule"),
+    ("  training: {epoch_length: pool}\n", "training.epoch_length: pool pairs labeled with unlabeled batches"),
 ])
 def test_invalid_settings_are_clear_errors(tmp_path: Path, body: str, message: str) -> None:
     path = write_suite(tmp_path, "bad", HEAD.format(name="bad").replace("  budget: {initial: 20, query: 20, "

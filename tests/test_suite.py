@@ -181,8 +181,9 @@ def test_unknown_key_inside_dict_valued_axis(tmp_path: Path) -> None:
     msg = error_of(path)
     assert f"{path}:{line_no(path, 'training: [{epoch')}:" in msg
     assert "unknown key 'training.epoch'" in msg
-    assert ("Allowed keys here: augmentation, aux, aux_detach_epoch, aux_margin, aux_weight, batch_size, epochs, "
-            "head, head_dropout, optimizer, schedule, semi, semi_alpha, semi_gamma, semi_k, start, svm_c.") in msg
+    assert ("Allowed keys here: augmentation, aux, aux_detach_epoch, aux_margin, aux_weight, batch_size, "
+            "epoch_length, epochs, head, head_dropout, optimizer, schedule, semi, semi_alpha, semi_gamma, semi_k, "
+            "start, svm_c.") in msg
     assert "Did you mean 'epochs'?" in msg
 
 

@@ -216,3 +216,33 @@ def test_waal_cell_runs_through_the_cli(tmp_path: Path) -> None:
     again = load_results(tmp_path / "b").sort_values(["strategy", "training.aux", "round"])
     assert list(again["accuracy"]) == list(frame["accuracy"])
     assert [len(s) for s in frame[frame["strategy"] == "waal"]["selected"]] == [20, 10, 10]
+
+
+@pytest.mark.parametrize(("epoch_length", "steps_per_epoch"), [("labeled", 2), ("pool", 7)])
+def test_pool_epochs_pair_every_unlabeled_sample_once(monkeypatch: pytest.MonkeyPatch, epoch_length: str,
+                                                       steps_per_epoch: int) -> None:
+    from types import SimpleNamespace
+
+    import benchmark.training.trainer as trainer
+    from benchmark.config import TrainingConfig
+    from benchmark.models.base import build_backbone
+    from benchmark.training.augment import Normalizer
+
+    batches: list[torch.Tensor] = []
+
+    def fake_loss(model: torch.nn.Module, x: torch.Tensor, *args: object) -> torch.Tensor:
+        batches.append(x)
+        return model(x.float()).sum() * 0.0
+
+    monkeypatch.setattr(trainer, "_batch_loss", fake_loss)
+    model = build_backbone("small_cnn", 10, 1)
+    aux = SimpleNamespace(module=torch.nn.Linear(1, 1), unlabeled_images=torch.zeros(50, 1, 8, 8, dtype=torch.uint8))
+    images = torch.randint(0, 255, (10, 1, 8, 8), dtype=torch.uint8)
+    cfg = TrainingConfig.model_validate({"epochs": 2, "batch_size": 8, "augmentation": "none",
+                                         "epoch_length": epoch_length})
+    trainer.train_supervised(model, images, torch.arange(10), cfg, Normalizer((0.5,), (0.25,), torch.device("cpu")),
+                             trainer.AugmentationSpec(1, False), torch.Generator().manual_seed(0), aux=aux)  # type: ignore[arg-type]
+    # labeled: one pass over the 10 labeled (8 + 2); pool: ceil(50 / 8) full batches, L cycling
+    assert len(batches) == 2 * steps_per_epoch
+    if epoch_length == "pool":
+        assert all(b.shape[0] == 8 for b in batches)

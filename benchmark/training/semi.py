@@ -36,6 +36,7 @@ from benchmark.training.heads import frozen_features
 from benchmark.training.trainer import (
     AugmentationSpec,
     EpochCallback,
+    LabeledStream,
     TrainResult,
     augment_batch,
     end_epoch,
@@ -251,7 +252,7 @@ def train_label_propagation(model: nn.Module, images: torch.Tensor, labels: torc
     scheduler = make_scheduler(optimizer, cfg.schedule, cfg.epochs)
     all_images = torch.cat([images, pool_images])
     labeled_idx = torch.arange(n_l, device=images.device)
-    labeled_stream = _LabeledStream(n_l, generator, images.device)
+    labeled_stream = LabeledStream(n_l, generator, images.device)
     mean_loss = sup.final_loss
     for epoch in range(cfg.epochs):
         feats = frozen_features(model, all_images, normalize, execution)
@@ -281,19 +282,3 @@ def train_label_propagation(model: nn.Module, images: torch.Tensor, labels: torc
         mean_loss = end_epoch(scheduler, loss_sum, seen, cfg.epochs + epoch + 1, total_epochs, on_epoch,
                               "semi-supervised training loss")
     return TrainResult(final_loss=mean_loss, seconds=time.perf_counter() - start)
-
-
-class _LabeledStream:
-    """Indices 0..n-1 in an endless sequence of random permutations: uniform draws from L that visit
-    every labeled example equally often (Iscen et al.'s two-stream batch sampler)."""
-
-    def __init__(self, n: int, generator: torch.Generator, device: torch.device) -> None:
-        self.n, self.generator, self.device = n, generator, device
-        self.buffer = torch.empty(0, dtype=torch.long, device=device)
-
-    def take(self, count: int) -> torch.Tensor:
-        while self.buffer.numel() < count:
-            perm = torch.randperm(self.n, generator=self.generator, device=self.device)
-            self.buffer = torch.cat([self.buffer, perm])
-        out, self.buffer = self.buffer[:count], self.buffer[count:]
-        return out

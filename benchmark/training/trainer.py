@@ -20,6 +20,7 @@ from benchmark.training.wasserstein import WassersteinTraining
 
 EVAL_BATCH_SIZE = 1024
 EpochCallback = Callable[[int, int, float], None]
+AnyAux = AuxTraining | DiscriminatorTraining | WassersteinTraining
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,38 @@ def epoch_batches(n: int, batch_size: int, generator: torch.Generator, device: t
     return batches
 
 
+class LabeledStream:
+    """Indices 0..n-1 in an endless sequence of random permutations: uniform draws from L that visit
+    every labeled example equally often, for epochs longer than L (label propagation's batches, and
+    WAAL's labeled/unlabeled pairing over the pool)."""
+
+    def __init__(self, n: int, generator: torch.Generator, device: torch.device) -> None:
+        self.n, self.generator, self.device = n, generator, device
+        self.buffer = torch.empty(0, dtype=torch.long, device=device)
+
+    def take(self, count: int) -> torch.Tensor:
+        while self.buffer.numel() < count:
+            perm = torch.randperm(self.n, generator=self.generator, device=self.device)
+            self.buffer = torch.cat([self.buffer, perm])
+        out, self.buffer = self.buffer[:count], self.buffer[count:]
+        return out
+
+
+def _epoch_index_batches(n: int, cfg: TrainingConfig, aux: AnyAux | None, generator: torch.Generator,
+                         device: torch.device, stream: LabeledStream) -> list[torch.Tensor]:
+    """The labeled mini-batches of one epoch: one pass over L, or (epoch_length: pool) as many full batches
+    as pairing every unlabeled sample once takes, L cycling through fresh permutations (WAAL's loader)."""
+    unlabeled = getattr(aux, "unlabeled_images", None)
+    if cfg.epoch_length != "pool" or unlabeled is None:
+        return epoch_batches(n, cfg.batch_size, generator, device)
+    steps = math.ceil(max(n, unlabeled.shape[0]) / cfg.batch_size)
+    return [stream.take(cfg.batch_size) for _ in range(steps)]  # L repeats within a batch when |L| < batch
+
+
 def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: TrainingConfig,
           normalize: Normalizer, augmentation: AugmentationSpec, generator: torch.Generator,
           on_epoch: EpochCallback | None = None,
-          aux: AuxTraining | DiscriminatorTraining | WassersteinTraining | None = None,
+          aux: AnyAux | None = None,
           execution: Execution = FP32_CPU, *, pool_images: torch.Tensor | None = None) -> TrainResult:
     """Train ``model`` on (images, labels), both already on the model's device, with the cell's recipe.
 
@@ -111,7 +140,7 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: Tra
 def train_supervised(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: TrainingConfig,
                      normalize: Normalizer, augmentation: AugmentationSpec, generator: torch.Generator,
                      on_epoch: EpochCallback | None = None,
-                     aux: AuxTraining | DiscriminatorTraining | WassersteinTraining | None = None,
+                     aux: AnyAux | None = None,
                      execution: Execution = FP32_CPU) -> TrainResult:
     """Supervised training of the whole network on (images, labels), both already on the model's
     device; with ``aux``, the auxiliary module is trained jointly (its loss added to the
@@ -125,9 +154,11 @@ def train_supervised(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     model.train()
     if aux is not None:
         aux.module.train()
+    stream = LabeledStream(n, generator, images.device)
     for epoch in range(cfg.epochs):
         loss_sum = torch.zeros((), device=images.device)
-        for idx in epoch_batches(n, cfg.batch_size, generator, images.device):
+        seen = 0
+        for idx in _epoch_index_batches(n, cfg, aux, generator, images.device, stream):
             x = augment_batch(images[idx], cfg.augmentation, augmentation, generator)
             with execution.autocast():
                 loss = _batch_loss(model, x, labels[idx], normalize, cfg.augmentation, augmentation, generator,
@@ -136,7 +167,8 @@ def train_supervised(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
             loss.backward()
             optimizer.step()
             loss_sum += loss.detach().float() * idx.numel()
-        mean_loss = end_epoch(scheduler, loss_sum, n, epoch + 1, cfg.epochs, on_epoch)
+            seen += idx.numel()
+        mean_loss = end_epoch(scheduler, loss_sum, seen, epoch + 1, cfg.epochs, on_epoch)
     return TrainResult(final_loss=mean_loss, seconds=time.perf_counter() - start)
 
 
@@ -167,7 +199,7 @@ def augment_batch(x: torch.Tensor, kind: str, spec: AugmentationSpec, generator:
 
 def _batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, normalize: Normalizer, augment: str,
                 augmentation: AugmentationSpec, generator: torch.Generator,
-                aux: AuxTraining | DiscriminatorTraining | WassersteinTraining | None, epoch: int,
+                aux: AnyAux | None, epoch: int,
                 execution: Execution) -> torch.Tensor:
     """The loss of one labeled mini-batch (plus the auxiliary module's, when one is attached).
 
