@@ -96,7 +96,7 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
         build_loss_prediction,
     )
     from benchmark.training.execution import Execution
-    from benchmark.training.trainer import AugmentationSpec, evaluate, make_optimizer, train
+    from benchmark.training.trainer import AnyAux, AugmentationSpec, evaluate, make_optimizer, train
     from benchmark.training.wasserstein import WassersteinCritic, WassersteinTraining
 
     events = events or CellEvents()
@@ -135,9 +135,7 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
             cache_dir=ctx.store.root / "_pretrained", weights_dir=ctx.data_dir / "weights", device=device,
             execution=execution, dataset_key=json.dumps([cfg.dataset, cfg.view.model_dump() if cfg.view else None]))
 
-    Aux = AuxTraining | DiscriminatorTraining | WassersteinTraining
-
-    def fresh_learner(round_index: int) -> tuple[torch.nn.Module, Aux | None]:
+    def fresh_learner(round_index: int) -> tuple[torch.nn.Module, AnyAux | None]:
         """A freshly initialised backbone, and its auxiliary module when training.aux asks for one."""
         torch.manual_seed(derive_seed(cfg.seed, round_index, "init"))
         head_dropout = cfg.training.head_dropout or 0.0
@@ -147,7 +145,7 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
 
             apply_backbone_state(model, init_state)
         model = execution.prepare_model(model)
-        aux: Aux | None = None
+        aux: AnyAux | None = None
         assert cfg.training.aux_weight is not None
         if cfg.training.aux == "discriminator":
             aux = DiscriminatorTraining(DiscriminatorModule(model.embedding_dim).to(device), cfg.training.aux_weight)
@@ -165,7 +163,7 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
     # pseudo-labeled samples for the next round's training only (CEAL): (pool indices, labels)
     pseudo: list[np.ndarray] = [np.empty(0, np.int64), np.empty(0, np.int64)]
 
-    def select(strategy: Strategy, model: torch.nn.Module, aux: Aux | None,
+    def select(strategy: Strategy, model: torch.nn.Module, aux: AnyAux | None,
                labeled: np.ndarray, budget: int, round_index: int) -> tuple[np.ndarray, float]:
         start = time.perf_counter()
         unlabeled = np.setdiff1d(np.arange(pool_size), labeled, assume_unique=True)
@@ -220,20 +218,21 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
         generator = torch.Generator(device=device)
         generator.manual_seed(derive_seed(cfg.seed, r, "train"))
         torch.manual_seed(derive_seed(cfg.seed, r, "train"))
-        if isinstance(aux, DiscriminatorTraining | WassersteinTraining):
+        # the unlabeled images, for the modules and the semi-supervised training that train on them
+        unlabeled_images = None
+        if cfg.training.semi != "none" or isinstance(aux, DiscriminatorTraining | WassersteinTraining):
             rest = np.setdiff1d(np.arange(pool_size), labeled, assume_unique=True)
-            aux.unlabeled_images = train_x[torch.as_tensor(rest, device=device)]
+            unlabeled_images = train_x[torch.as_tensor(rest, device=device)]
+        if isinstance(aux, DiscriminatorTraining | WassersteinTraining):
+            aux.unlabeled_images = unlabeled_images
         if isinstance(aux, WassersteinTraining):
             aux.n_labeled = len(labeled)  # WAAL's gamma = |L| / |U|
         idx = torch.as_tensor(np.concatenate([labeled, pseudo[0]]), device=device)
         targets = torch.cat([train_y[torch.as_tensor(labeled, device=device)],
                              torch.as_tensor(pseudo[1], device=device)])
-        unlabeled_images = None
-        if cfg.training.semi != "none":
-            rest = np.setdiff1d(np.arange(pool_size), labeled, assume_unique=True)
-            unlabeled_images = train_x[torch.as_tensor(rest, device=device)]
+        pool_images = unlabeled_images if cfg.training.semi != "none" else None
         result = train(model, train_x[idx], targets, cfg.training, normalize, augmentation,
-                       generator, events.epoch_finished, aux, execution, pool_images=unlabeled_images)
+                       generator, events.epoch_finished, aux, execution, pool_images=pool_images)
         metrics = evaluate(model, test_x, test_y, normalize, data.num_classes, execution)
         row = {"round": r, "n_labeled": len(labeled), **metrics, "train_loss": result.final_loss,
                "n_pseudo_labeled": len(pseudo[0]), "train_seconds": result.seconds,

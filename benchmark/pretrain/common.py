@@ -1,30 +1,19 @@
-"""Pieces every pre-training loop shares: batches, optimiser, seeded head init, pool embedding."""
+"""Pieces every pre-training loop shares: optimiser, seeded head init, pool embedding, end of epoch."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
-from benchmark.errors import NonFiniteLossError
 from benchmark.models.base import Backbone
 from benchmark.pretrain.settings import Hyper, lr_at
 from benchmark.training.augment import Normalizer
 from benchmark.training.execution import Execution
-
-EpochCallback = Callable[[int, int, float], None]
-EMBED_BATCH_SIZE = 1024
-
-
-def batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
-    """Split a permutation into mini-batches; a trailing batch of one sample (batch norm cannot train on
-    it) is folded into the previous batch."""
-    parts = list(order.split(batch_size))
-    if len(parts) > 1 and parts[-1].numel() < 2:
-        parts[-2] = torch.cat([parts[-2], parts.pop()])
-    return parts
+from benchmark.training.heads import frozen_features
+from benchmark.training.trainer import EpochCallback, end_epoch
 
 
 def backbone_parameters(model: Backbone) -> list[nn.Parameter]:
@@ -69,26 +58,21 @@ def embed(model: Backbone, x: torch.Tensor, normalize: Normalizer, execution: Ex
         return model.features(execution.prepare_input(normalize(x))).float()
 
 
-@torch.no_grad()
 def embed_pool(model: Backbone, images: torch.Tensor, normalize: Normalizer, execution: Execution) -> torch.Tensor:
-    """Features of every image, un-augmented, in eval mode (batch norm uses its running statistics)."""
+    """Features of every image, un-augmented, in eval mode (batch norm uses its running statistics); the
+    model's train / eval mode is left as it was."""
     was_training = model.training
-    model.eval()
-    out = torch.cat([embed(model, chunk, normalize, execution) for chunk in images.split(EMBED_BATCH_SIZE)])
+    out = frozen_features(model, images, normalize, execution)
     model.train(was_training)
     return out
 
 
 def finish_epoch(method: str, loss_sum: torch.Tensor, count: int, epoch: int, epochs: int,
                  on_epoch: EpochCallback | None) -> float:
-    """Mean loss of the epoch (one device sync); raises on NaN / inf; reports progress."""
-    mean = float(loss_sum) / max(count, 1)
-    if not math.isfinite(mean):
-        raise NonFiniteLossError(f"{method} pre-training loss became {mean} in epoch {epoch + 1}; lower "
-                                 "pretraining.lr or raise pretraining.batch_size")
-    if on_epoch is not None:
-        on_epoch(epoch + 1, epochs, mean)
-    return mean
+    """Mean loss of the (0-based) ``epoch`` (one device sync); raises on NaN / inf; reports progress. The
+    learning rate is set per epoch by :func:`set_lr`, so there is no scheduler to step."""
+    return end_epoch(None, loss_sum, max(count, 1), epoch + 1, epochs, on_epoch, f"{method} pre-training loss",
+                     "lower pretraining.lr or raise pretraining.batch_size")
 
 
 def check_pool(method: str, images: torch.Tensor, min_size: int = 2) -> None:

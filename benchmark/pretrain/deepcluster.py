@@ -14,7 +14,6 @@ from benchmark.models.base import Backbone
 from benchmark.pretrain.common import (
     EpochCallback,
     backbone_parameters,
-    batches,
     check_pool,
     embed,
     embed_pool,
@@ -27,6 +26,7 @@ from benchmark.pretrain.kmeans import balanced_indices, kmeans, preprocess
 from benchmark.pretrain.settings import resolve
 from benchmark.training.augment import Normalizer, random_hflip, random_resized_crop
 from benchmark.training.execution import Execution
+from benchmark.training.trainer import split_batches
 
 TOP_LAYER_STD = 0.01  # DeepCluster's re-initialised classifier: weights ~ N(0, 0.01), zero bias
 # DeepCluster PCA-whitens the features (to 256 dimensions) before L2-normalising them. An embedding of at most
@@ -75,7 +75,7 @@ def pretrain_deepcluster(model: Backbone, images: torch.Tensor, normalize: Norma
         model.train()
         loss_sum = torch.zeros((), device=images.device)
         order = balanced_indices(labels, k, n, generator)
-        for idx in batches(order, min(hyper.batch_size, n)):
+        for idx in split_batches(order, min(hyper.batch_size, n)):
             x = augment(images[idx], hflip, generator)
             with execution.autocast():
                 logits = top(embed(model, x, normalize, execution))

@@ -12,7 +12,6 @@ from benchmark.models.base import Backbone
 from benchmark.pretrain.common import (
     EpochCallback,
     backbone_parameters,
-    batches,
     check_pool,
     embed,
     finish_epoch,
@@ -23,6 +22,7 @@ from benchmark.pretrain.common import (
 from benchmark.pretrain.settings import resolve
 from benchmark.training.augment import Normalizer, random_crop, random_hflip
 from benchmark.training.execution import Execution
+from benchmark.training.trainer import epoch_batches
 
 ROTATIONS = 4
 
@@ -58,8 +58,7 @@ def pretrain_rotation(model: Backbone, images: torch.Tensor, normalize: Normaliz
     for epoch in range(hyper.epochs):
         set_lr(optimizer, hyper, epoch)
         loss_sum = torch.zeros((), device=images.device)
-        order = torch.randperm(n, generator=generator, device=images.device)
-        for idx in batches(order, min(hyper.batch_size, n)):
+        for idx in epoch_batches(n, min(hyper.batch_size, n), generator, images.device):
             # crop and flip before rotating, so the four rotations of an image share one view
             x = random_crop(images[idx], padding, generator)
             if hflip:

@@ -13,7 +13,6 @@ from benchmark.models.base import Backbone
 from benchmark.pretrain.common import (
     EpochCallback,
     backbone_parameters,
-    batches,
     check_pool,
     embed,
     finish_epoch,
@@ -24,6 +23,7 @@ from benchmark.pretrain.common import (
 from benchmark.pretrain.settings import resolve
 from benchmark.training.augment import Normalizer, strong_augment
 from benchmark.training.execution import Execution
+from benchmark.training.trainer import epoch_batches
 
 # the CIFAR variant of Chen & He 2021 (Sec. 5 / App. D): 2-layer projector, 2048 wide; predictor bottleneck 512
 PROJECTOR_DIM = 2048
@@ -74,8 +74,7 @@ def pretrain_simsiam(model: Backbone, images: torch.Tensor, normalize: Normalize
     for epoch in range(hyper.epochs):
         set_lr(optimizer, hyper, epoch)
         loss_sum = torch.zeros((), device=images.device)
-        order = torch.randperm(n, generator=generator, device=images.device)
-        for idx in batches(order, min(hyper.batch_size, n)):
+        for idx in epoch_batches(n, min(hyper.batch_size, n), generator, images.device):
             x = images[idx]
             x1, x2 = strong_augment(x, hflip, generator), strong_augment(x, hflip, generator)
             with execution.autocast():

@@ -126,6 +126,15 @@ class DiscriminatorModule(nn.Module):
         return self.net(embeddings).squeeze(1)
 
 
+def sample_unlabeled(images: torch.Tensor | None, size: int, generator: torch.Generator, kind: str) -> torch.Tensor:
+    """``size`` unlabeled images drawn uniformly with replacement, for a module contrasting them with a
+    labeled batch (JLS's discriminator, WAAL's critic)."""
+    if images is None or images.shape[0] == 0:
+        raise RuntimeError(f"{kind} training needs the unlabeled images of the round")
+    pick = torch.randint(0, images.shape[0], (size,), generator=generator, device=images.device)
+    return images[pick]
+
+
 @dataclass
 class DiscriminatorTraining:
     """A discriminator sharing the backbone, and the unlabeled images it contrasts with."""
@@ -137,11 +146,7 @@ class DiscriminatorTraining:
     kind = "discriminator"
 
     def unlabeled_batch(self, size: int, generator: torch.Generator) -> torch.Tensor:
-        if self.unlabeled_images is None or self.unlabeled_images.shape[0] == 0:
-            raise RuntimeError("discriminator training needs the unlabeled images of the round")
-        pick = torch.randint(0, self.unlabeled_images.shape[0], (size,), generator=generator,
-                             device=self.unlabeled_images.device)
-        return self.unlabeled_images[pick]
+        return sample_unlabeled(self.unlabeled_images, size, generator, self.kind)
 
     def loss(self, embeddings: torch.Tensor, n_labeled: int) -> torch.Tensor:
         """BCE of labeled (first ``n_labeled`` rows) = 1 vs unlabeled = 0."""

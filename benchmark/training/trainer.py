@@ -55,9 +55,14 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig,
 
 
 def epoch_batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> list[torch.Tensor]:
-    order = torch.randperm(n, generator=generator, device=device)
+    """A random permutation of 0..n-1 in mini-batches (see :func:`split_batches`)."""
+    return split_batches(torch.randperm(n, generator=generator, device=device), batch_size)
+
+
+def split_batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """``order`` in mini-batches of ``batch_size``; batch norm cannot train on a single sample, so a trailing
+    singleton is folded into the previous batch."""
     batches = list(order.split(batch_size))
-    # batch norm cannot train on a single sample: fold a trailing singleton into the previous batch
     if len(batches) > 1 and batches[-1].numel() == 1:
         batches[-2] = torch.cat([batches[-2], batches.pop()])
     return batches
@@ -173,14 +178,14 @@ def train_supervised(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
 
 
 def end_epoch(scheduler: torch.optim.lr_scheduler.LRScheduler | None, loss_sum: torch.Tensor, samples: int,
-              epoch: int, epochs: int, on_epoch: EpochCallback | None, what: str = "training loss") -> float:
+              epoch: int, epochs: int, on_epoch: EpochCallback | None, what: str = "training loss",
+              fix: str = "lower training.optimizer.lr or check the data") -> float:
     """Step the schedule, check and report the epoch's mean loss (one device sync per epoch)."""
     if scheduler is not None:
         scheduler.step()
     mean_loss = float(loss_sum) / samples
     if not math.isfinite(mean_loss):
-        raise NonFiniteLossError(f"{what} became {mean_loss} in epoch {epoch}; "
-                                 "lower training.optimizer.lr or check the data")
+        raise NonFiniteLossError(f"{what} became {mean_loss} in epoch {epoch}; {fix}")
     if on_epoch is not None:
         on_epoch(epoch, epochs, mean_loss)
     return mean_loss
@@ -207,16 +212,15 @@ def _batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, normalize: N
     batch's detached embeddings first (max), then the returned loss holds the backbone's part (min)."""
     if aux is None:
         return F.cross_entropy(model(execution.prepare_input(normalize(x))), y)
-    if isinstance(aux, WassersteinTraining):
-        xu = augment_batch(aux.unlabeled_batch(x.shape[0], generator), augment, augmentation, generator)
+    if isinstance(aux, DiscriminatorTraining | WassersteinTraining):
+        # one forward pass of the labeled batch and as many unlabeled images, contrasted on the embedding
+        n = x.shape[0]
+        xu = augment_batch(aux.unlabeled_batch(n, generator), augment, augmentation, generator)
         logits, embeddings = model.forward_with_embedding(execution.prepare_input(normalize(torch.cat([x, xu]))))
-        aux.critic_step(embeddings, x.shape[0], generator)
-        return F.cross_entropy(logits[: x.shape[0]], y) + aux.adversarial_loss(embeddings.float(), x.shape[0])
-    if isinstance(aux, DiscriminatorTraining):
-        xu = augment_batch(aux.unlabeled_batch(x.shape[0], generator), augment, augmentation, generator)
-        inputs = execution.prepare_input(normalize(torch.cat([x, xu])))
-        logits, embeddings = model.forward_with_embedding(inputs)
-        return F.cross_entropy(logits[: x.shape[0]], y) + aux.loss(embeddings.float(), x.shape[0])
+        if isinstance(aux, WassersteinTraining):
+            aux.critic_step(embeddings, n, generator)
+            return F.cross_entropy(logits[:n], y) + aux.adversarial_loss(embeddings.float(), n)
+        return F.cross_entropy(logits[:n], y) + aux.loss(embeddings.float(), n)
     with aux.taps.active() as maps:
         logits = model(execution.prepare_input(normalize(x)))
     per_sample = F.cross_entropy(logits.float(), y, reduction="none")

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from benchmark.training.aux import sample_unlabeled
+
 GP_WEIGHT = 2.0  # gradient penalty in the critic's step (official wasserstein_adversarial.py: 2)
 CRITIC_STEPS = 1  # critic updates per batch (official: `for _ in range(1)`)
 CRITIC_HIDDEN = 50  # official model.py: Linear(features, 50) -> ReLU -> dropout -> Linear(50, 1) -> sigmoid
@@ -99,11 +101,7 @@ class WassersteinTraining:
         return self.n_labeled / self.unlabeled_images.shape[0]
 
     def unlabeled_batch(self, size: int, generator: torch.Generator) -> torch.Tensor:
-        if self.unlabeled_images is None or self.unlabeled_images.shape[0] == 0:
-            raise RuntimeError("wasserstein training needs the unlabeled images of the round")
-        pick = torch.randint(0, self.unlabeled_images.shape[0], (size,), generator=generator,
-                             device=self.unlabeled_images.device)
-        return self.unlabeled_images[pick]
+        return sample_unlabeled(self.unlabeled_images, size, generator, self.kind)
 
     def critic_step(self, embeddings: torch.Tensor, n_labeled: int, generator: torch.Generator) -> None:
         """The max step: ``critic_steps`` updates of the critic on fixed embeddings (labeled rows first,
