@@ -8,8 +8,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from benchmark import __version__
 from benchmark.errors import AlbError
+
+if TYPE_CHECKING:
+    from benchmark.store import SuiteStore
+    from benchmark.suite import Suite
 
 DEFAULT_RESULTS = Path("results")
 SUITES_DIR = Path("suites")
@@ -33,6 +39,16 @@ def _label_counts(text: str) -> list[int]:
     return counts
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alb",
                                      description="alb: reproducible deep active learning benchmark")
@@ -53,7 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="CPU threads for torch (default: torch's choice). Results are bit-identical only "
                           "for the same count; give each of several processes on one CPU machine cores/N")
     run.add_argument("--force", action="store_true", help="recompute cells that are already finished")
-    run.add_argument("--dry-run", action="store_true", help="list the cells that would run, run nothing")
+    run.add_argument("--dry-run", action="store_true",
+                     help="list the cells that would run and their cost (images through the backbone), run nothing")
+    run.add_argument("--throughput", type=_positive_float, default=None, metavar="IMG_PER_S",
+                     help="with --dry-run: training images per second of your machine (measure it with "
+                          "'python -m benchmark.perf.training'), for a time estimate; no default, since it "
+                          "depends on the GPU, backbone and image size")
     run.add_argument("--quiet", action="store_true", help="plain log lines instead of a live display")
 
     status = sub.add_parser("status", help="list each cell of a suite as done / running / failed / pending")
@@ -98,13 +119,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     store = SuiteStore(args.results, suite.name)
     if args.dry_run:
-        todo = [c for c in suite.cells if args.force or not store.is_done(c.id)]
-        print(f"suite '{suite.name}': {len(suite.cells)} cells, {len(todo)} to run -> {store.dir}")
-        for cell in todo:
-            b = cell.config.budget
-            print(f"  {cell.id}  {cell.label()}  ({cell.config.dataset}/{cell.config.backbone}, "
-                  f"{b.initial}+{b.rounds}x{b.query} labels, {cell.config.training.epochs} epochs)")
-        return 0
+        return _dry_run(suite, store, args.force, args.throughput)
+    if args.throughput is not None:
+        raise AlbError("--throughput only estimates the time of a --dry-run; add --dry-run")
 
     from functools import partial
 
@@ -121,6 +138,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{outcome.failed} cell(s) failed; tracebacks: {store.dir}/*.failed.log. "
               "Rerun to retry them.", file=sys.stderr)
         return EXIT_FAILED_CELLS
+    return 0
+
+
+def _dry_run(suite: Suite, store: SuiteStore, force: bool, throughput: float | None) -> int:
+    """The cells that would run, then their cost (benchmark/cost.py)."""
+    from benchmark.cost import cost_lines, suite_cost
+
+    todo = [c for c in suite.cells if force or not store.is_done(c.id)]
+    done = len(suite.cells) - len(todo)
+    print(f"suite '{suite.name}': {len(suite.cells)} cells ({done} done, {len(todo)} pending), "
+          f"{len(todo)} to run -> {store.dir}")
+    for cell in todo:
+        b = cell.config.budget
+        print(f"  {cell.id}  {cell.label()}  ({cell.config.dataset}/{cell.config.backbone}, "
+              f"{b.initial}+{b.rounds}x{b.query} labels, {cell.config.training.epochs} epochs)")
+    pending, by_strategy = suite_cost(c.config for c in todo)
+    total, _ = suite_cost(c.config for c in suite.cells)
+    print("\n".join(cost_lines(pending, total, by_strategy, throughput)))
     return 0
 
 
@@ -206,6 +241,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
                 suite = load_suite(path)
                 print(f"{path}  {len(suite.cells)} cells  {suite.description.strip()}")
+                for i, assumption in enumerate(suite.assumptions):
+                    print(f"    A{i + 1} assumed: {assumption.text()}")
             else:
                 print(path)
         return 0

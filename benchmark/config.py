@@ -76,10 +76,17 @@ class TrainingConfig(StrictModel):
     batch_size: int = Field(128, gt=0)
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
-    augmentation: Literal["none", "standard", "strong"] = Field(
-        "standard", description="standard: random crop with padding (+ horizontal flip where the "
-        "dataset allows it); strong: seed 003's random-resized-crop (scale 0.2-1), flip, colour jitter "
-        "(p 0.8) and grayscale (p 0.2); all on tensors on the training device")
+    augmentation: Literal["none", "standard", "strong", "resized_crop"] = Field(
+        "standard", description="standard: random crop with padding (+ horizontal flip, see flip); strong: "
+        "seed 003's self-training views, random-resized-crop (scale 0.2-1), flip, colour jitter (p 0.8) and "
+        "grayscale (p 0.2); resized_crop: seed 003's supervised policy, random-resized-crop (scale 0.08-1, "
+        "aspect 3/4-4/3) + flip; all on tensors on the training device. head linear augments every epoch "
+        "through the frozen backbone (none: features computed once); head svm fits on un-augmented features "
+        "and ignores this setting")
+    flip: Literal["auto", "on", "off"] = Field(
+        "auto", description="horizontal flips of the training augmentation: auto = the dataset's default "
+        "(none for digits, SVHN, MNIST-like data), on = always (seed 001: every dataset), off = never; "
+        "self-supervised pre-training keeps the dataset's default")
     start: Literal["warm", "cold"] = Field(
         "warm", description="warm: continue from the previous round's weights; cold: fresh init")
     aux: Literal["none", "loss_prediction", "discriminator", "wasserstein"] | None = Field(
@@ -115,6 +122,18 @@ class TrainingConfig(StrictModel):
     semi_k: int = Field(50, gt=0, description="neighbours of the reciprocal kNN graph (seed 004: 50)")
     semi_alpha: float = Field(0.99, gt=0, lt=1, description="label propagation's alpha (seed 004: 0.99)")
     semi_gamma: float = Field(3.0, gt=0, description="exponent of the cosine similarity (seed 004: 3)")
+    semi_graph: Literal["reciprocal", "symmetric"] = Field(
+        "reciprocal", description="kNN graph of label propagation: reciprocal = an edge only between mutual "
+        "k nearest neighbours (seed 004 l.192); symmetric = W + W^T, every node keeps its k neighbours "
+        "(Iscen et al.'s and seed 004's released code)")
+    semi_warmup_epochs: int | None = Field(
+        None, ge=0, description="label_propagation: epochs of supervised training on L (algorithm 1 line 4, "
+        "at batch_size) before the `epochs` epochs of LP + SEMI; null = auto: epochs (Iscen et al.'s two "
+        "equal stages); 0 = no warm-up (seed 004's released code)")
+    semi_batch_size: int | None = Field(
+        None, gt=1, description="label_propagation: mini-batch size of the SEMI epochs, 50 labeled + the "
+        "rest pseudo-labeled (seed 004 Table I: 128, while the supervised warm-up uses batch_size 32); "
+        "null = auto: batch_size")
 
 
 class BudgetConfig(StrictModel):
@@ -174,8 +193,8 @@ class ViewConfig(StrictModel):
 
     imbalance: float | list[int] | None = Field(
         None, description="class imbalance (seed 000): a ratio >= 1 between the largest and the smallest class, "
-        "with class sizes decreasing linearly with the class index as in seed 000's code (ratio 10 on CIFAR-10: "
-        "5000, 4500, ..., 500), or explicit per-class counts")
+        "with class sizes decreasing linearly with the class index (ratio 10 on CIFAR-10: 5000, 4500, ..., 500; "
+        "alb's profile: seed 000 does not give its script's class sizes), or explicit per-class counts")
     redundancy: RedundancyConfig | None = Field(
         None, description="seed 001 A.15: 'unique' random images, each repeated 'copies' times")
 
@@ -314,7 +333,8 @@ class CellConfig(StrictModel):
                              f"auxiliary modules discriminator and wasserstein train on (training.aux is {aux})")
         training = self.training.model_copy(update={"head_dropout": head_dropout, "aux": aux,
                                                     "aux_detach_epoch": detach, "aux_weight": aux_weight,
-                                                    "epoch_length": epoch_length})
+                                                    "epoch_length": epoch_length,
+                                                    **_resolved_semi_schedule(self.training)})
         params = _checked_strategy_params(self.strategy, self.strategy_params)
         combination = _unsupported_combination(self.strategy, training)
         if combination:
@@ -369,6 +389,20 @@ def _checked_strategy_params(strategy: str, params: dict[str, Any] | None) -> di
     return checked
 
 
+def _resolved_semi_schedule(training: TrainingConfig) -> dict[str, int | None]:
+    """The auto values of label propagation's phases (semi_warmup_epochs: epochs, semi_batch_size:
+    batch_size); both must stay unset without label propagation, which alone reads them."""
+    if training.semi == "none":
+        given = [k for k in ("semi_warmup_epochs", "semi_batch_size") if getattr(training, k) is not None]
+        if given:
+            raise ValueError(f"training.{given[0]} is only read by training.semi: label_propagation (training.semi "
+                             "is none); remove it or set semi: label_propagation")
+        return {}
+    return {"semi_warmup_epochs": training.epochs if training.semi_warmup_epochs is None
+            else training.semi_warmup_epochs,
+            "semi_batch_size": training.semi_batch_size or training.batch_size}
+
+
 def _unsupported_combination(strategy: str, training: TrainingConfig) -> str | None:
     """Settings that cannot be combined (the trainer would have to guess), as an error message."""
     if training.head != "full" and training.aux != "none":
@@ -381,8 +415,9 @@ def _unsupported_combination(strategy: str, training: TrainingConfig) -> str | N
     if training.semi != "none" and "pseudo_labels" in STRATEGIES.entry(strategy).info["needs"]:
         return (f"strategy '{strategy}' trains on its own pseudo-labels, which label propagation would take for "
                 "true labels (seed 004 does not combine CEAL with SEMI); use training.semi: none")
-    if training.semi != "none" and training.batch_size < 2:
-        return "training.semi: label_propagation mixes labeled and pseudo-labeled samples: batch_size must be >= 2"
+    if training.semi != "none" and (training.semi_batch_size or training.batch_size) < 2:
+        return ("training.semi: label_propagation mixes labeled and pseudo-labeled samples: semi_batch_size "
+                "(auto: batch_size) must be >= 2")
     return None
 
 

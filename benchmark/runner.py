@@ -273,6 +273,10 @@ def run_suite(suite: Suite, store: SuiteStore, device: str | None, data_dir: Pat
     outcome = SuiteOutcome()
     todo = [c for c in suite.cells if force or not store.is_done(c.id)]
     outcome.cached = len(suite.cells) - len(todo)
+    # the suite's assumptions beside its results, refreshed on every run (see benchmark/assumptions.py)
+    from benchmark.assumptions import write_suite_record
+
+    write_suite_record(store.root, suite)
     if not todo:
         return outcome
     if threads is not None:

@@ -18,18 +18,45 @@ from __future__ import annotations
 import copy
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from benchmark.config import OPAQUE_KEYS, CellConfig, config_keys, flatten, model_at, planned_setting
+from benchmark.config import (
+    OPAQUE_KEYS,
+    BudgetConfig,
+    CellConfig,
+    config_keys,
+    flatten,
+    model_at,
+    planned_setting,
+)
 from benchmark.errors import ConfigError
 from benchmark.registry import did_you_mean
 
 MAX_ERRORS_SHOWN = 12
+
+
+class AssumptionEntry(BaseModel):
+    """One entry of ``assumptions:``: a setting the paper does not state, the value the suite chose, why."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    setting: str = Field(description="dotted configuration key, e.g. training.schedule.name or budget.initial")
+    value: Any = Field(None, description="the value assumed; when given, at least one cell must resolve to it, "
+                       "and the assumption applies to the cells that do; omitted: it applies to every cell")
+    why: str = Field(description="the reason for the choice")
+    source: str = Field(description="where the paper is silent or ambiguous, e.g. 'seed 000 l.189'")
+
+    @field_validator("setting", "why", "source")
+    @classmethod
+    def _non_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must be a non-empty text")
+        return v.strip()
 
 
 class SuiteFile(BaseModel):
@@ -47,6 +74,44 @@ class SuiteFile(BaseModel):
     references: list[str] = Field(default_factory=list,
                                   description="published numbers this suite should reproduce: entry ids, "
                                   "table ids (seed001/table2) or globs; see benchmark/published/")
+    assumptions: list[AssumptionEntry] = Field(
+        default_factory=list, description="settings the papers leave open and the values chosen, with why "
+        "and where the paper is silent: {setting, value, why, source}; shown by list, report and check")
+
+
+@dataclass(frozen=True)
+class Assumption:
+    """A validated assumption: ``cells`` are the ids of the cells it applies to."""
+
+    setting: str
+    value: Any
+    why: str
+    source: str
+    has_value: bool
+    cells: frozenset[str]
+    values: tuple[str, ...] = ()  # the suite's resolved values at ``setting`` (shown when no value is given)
+
+    def shown_value(self) -> str:
+        return _show(self.value) if self.has_value else " | ".join(self.values)
+
+    def short(self) -> str:
+        """'training.schedule.name=cosine'"""
+        return f"{self.setting}={self.shown_value()}"
+
+    def text(self) -> str:
+        """'training.schedule.name = cosine — why (source: seed 000 l.189)'"""
+        return f"{self.setting} = {self.shown_value()} — {self.why} (source: {self.source})"
+
+    def record(self) -> dict[str, Any]:
+        """JSON-ready form, written beside the results (see benchmark/assumptions.py)."""
+        return {"setting": self.setting, "value": self.value, "has_value": self.has_value, "why": self.why,
+                "source": self.source, "shown": self.shown_value(), "cells": sorted(self.cells)}
+
+
+def _show(value: Any) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 @dataclass(frozen=True)
@@ -70,6 +135,7 @@ class Suite:
     cells: list[Cell]
     axes: list[str]
     references: list[str]
+    assumptions: list[Assumption] = field(default_factory=list)
 
 
 def _flat(tree: dict[str, Any]) -> dict[str, Any]:
@@ -144,9 +210,9 @@ class _Errors:
 
 def _describe_pydantic_error(err: dict[str, Any], model: type[BaseModel] = CellConfig) -> str:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    key = ".".join(str(p) for p in loc) or "(cell)"
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(cell)"
     if err["type"] == "extra_forbidden":
-        parent = model_at(loc[:-1], model)
+        parent = model_at(tuple(p for p in loc[:-1] if not isinstance(p, int)), model)  # skip list positions
         allowed = sorted(parent.model_fields) if parent else []
         return (f"unknown key '{key}'. Allowed keys here: {', '.join(allowed)}."
                 f"{did_you_mean(str(loc[-1]), allowed)}")
@@ -182,6 +248,62 @@ def _matches(cell_flat: dict[str, Any], pattern: dict[str, Any]) -> bool:
 
 
 _MISSING = object()
+
+
+def _value_at(tree: dict[str, Any], dotted: str) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+    return node
+
+
+def _pool_size(config: CellConfig) -> int:
+    from benchmark.data import dataset_info
+    from benchmark.data.views import view_pool_size
+
+    info = dataset_info(config.dataset)
+    return view_pool_size(info, config.view) or int(info["n_train"])
+
+
+def _canonical(setting: str, value: Any, config: CellConfig) -> Any:
+    """An assumed value as the cell resolves it: a budget percentage becomes a count of the cell's pool."""
+    if setting in ("budget.initial", "budget.query") and isinstance(value, str):
+        try:
+            budget = BudgetConfig.model_validate({"initial": value, "query": value, "rounds": 0})
+        except ValidationError:
+            return value
+        return budget.resolved(_pool_size(config)).initial
+    return value
+
+
+def _assumption_holds(setting: str, value: Any, config: CellConfig) -> bool:
+    resolved = _value_at(config.canonical(), setting)
+    if isinstance(value, dict) and isinstance(resolved, dict):  # a subtree: every key given must match
+        return _matches(_flat(resolved), value)
+    return _same_value(resolved, _canonical(setting, value, config))
+
+
+def _check_assumptions(entries: list[AssumptionEntry], cells: list[Cell], errors: _Errors) -> list[Assumption]:
+    """Each entry's setting must be a configuration key, and its value, when given, some cell's."""
+    valid = config_keys()
+    assumptions = []
+    for i, entry in enumerate(entries):
+        where = ["assumptions", i]
+        if not _check_keys(f"assumptions[{i}].setting", [entry.setting], valid, errors, [*where, "setting"]):
+            continue
+        present = [_value_at(c.config.canonical(), entry.setting) for c in cells]
+        values = tuple(dict.fromkeys(_show(v) for v in present if v is not _MISSING))
+        has_value = "value" in entry.model_fields_set
+        applies = frozenset(c.id for c in cells
+                            if not has_value or _assumption_holds(entry.setting, entry.value, c.config))
+        if not applies:
+            errors.add(f"assumptions[{i}]: assumption {entry.setting} = {_show(entry.value)} matches no cell; the "
+                       f"suite sets {entry.setting} to: {', '.join(values) or '(nothing)'}",
+                       [*where, "value"], where)
+            continue
+        assumptions.append(Assumption(entry.setting, entry.value, entry.why, entry.source, has_value, applies,
+                                      values))
+    return assumptions
 
 
 def parse_suite(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
@@ -288,8 +410,10 @@ def parse_suite(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
         except ConfigError as exc:
             errors.add(f"references: {exc}", ["references"])
             errors.raise_if_any()
+    assumptions = _check_assumptions(suite_file.assumptions, list(cells.values()), errors)
+    errors.raise_if_any()
     return Suite(suite_file.name or path.stem, path, suite_file.description, list(cells.values()),
-                 axis_names, suite_file.references)
+                 axis_names, suite_file.references, assumptions)
 
 
 def load_suite(path: str | Path) -> Suite:

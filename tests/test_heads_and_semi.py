@@ -49,7 +49,7 @@ def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def test_linear_head_trains_only_the_head_and_learns_digits(digits: ImageDataset) -> None:
-    model, norm, cfg = _setup(digits, epochs=40, batch_size=64, head="linear",
+    model, norm, cfg = _setup(digits, epochs=40, batch_size=64, head="linear", augmentation="none",
                               optimizer={"name": "sgd", "lr": 10.0, "weight_decay": 0.0}, schedule={"name": "cosine"})
     before = _state(model)
     losses: list[float] = []

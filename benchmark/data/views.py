@@ -1,15 +1,16 @@
 """Views: a modified training pool (class imbalance, redundancy); the test split never changes.
 
-Class imbalance follows seed 000's ablation (the authors' class_imbalance_vgg.py,
-"Class Imbalance VGG16" in their README): CIFAR-10 reduced to 5000, 4500, ...,
-500 images for classes 0..9, i.e. class sizes decreasing *linearly* with the
-class index from the largest to largest / 10. A ratio r therefore keeps
+Class imbalance is built for seed 000's ablation, whose README names the script
+("Class Imbalance VGG16/class_imbalance_vgg.py") but gives neither the dataset nor
+the class sizes. alb's profile is its own choice, declared as an assumption in the
+suite: class sizes decreasing *linearly* with the class index from the largest to
+largest / r (ratio 10 on CIFAR-10: 5000, 4500, ..., 500). A ratio r keeps
 
     n_c = floor(n_max * (1 - (1 - 1/r) * c / (C - 1)))
 
 images of class c (class 0 the largest, class C-1 has floor(n_max / r)), where
 n_max is the smallest original class size so that every class can supply its
-share; ``imbalance: 10`` on CIFAR-10 is exactly seed 000's setting. An explicit
+share. An explicit
 list gives the count of every class instead. Within a class the kept images
 are random.
 

@@ -78,7 +78,9 @@ def build_report(result_dirs: list[Path], out_dir: Path, at_labels: list[int] | 
     frame = with_labels(raw)
     comparisons = [c for ref in from_published(all_numbers())
                    for c in compare(ref, frame, DEFAULT_ABS_TOL, DEFAULT_K)]
-    tables = results_tables(frame, comparisons, at_labels)
+    from benchmark.assumptions import read_suite_records, table_notes
+
+    tables = results_tables(frame, comparisons, at_labels, table_notes(frame, read_suite_records(result_dirs)))
     boards = leaderboard_tables(frame)
     refs = reference_table(comparisons)
 
@@ -97,7 +99,9 @@ def build_report(result_dirs: list[Path], out_dir: Path, at_labels: list[int] | 
                                                      first_text_column=1, intro="", **common)),
         _write(out_dir / "tables.html", to_html(
             "tables.html.j2", title="Results tables", tables=tables, first_text_column=0,
-            intro="Mean ± std over seeds; [paper …] gives the published value and our difference.", **common)),
+            intro="Mean ± std over seeds; [paper …] gives the published value and our difference. "
+                  "'assumed' notes list the settings a suite chose where its paper is silent (the suite "
+                  "file's assumptions).", **common)),
         _write(out_dir / "published.html", to_html(
             "tables.html.j2", title="Published numbers", tables=refs, first_text_column=9,
             intro="Every number transcribed from the source papers, with ours where a cell matches.", **common)),

@@ -56,8 +56,3 @@ def efficiency_targets(curves: list[tuple[np.ndarray, np.ndarray]], points: int 
     if high <= low:
         return np.array([high])
     return np.linspace(low, high, points)
-
-
-def combined_std(*stds: float | None) -> float:
-    """Standard deviation of a difference of independent estimates; missing stds count as 0."""
-    return float(np.sqrt(sum((s or 0.0) ** 2 for s in stds)))

@@ -4,8 +4,11 @@ A reference names a dataset, backbone, strategy, the protocol settings it was
 measured under, and a label count (or the final round). Our matching cells give
 a mean and std over seeds; the verdict is:
 
-- pass: |ours - reference| <= max(abs_tol, k x combined std)
-- regression / improved: ours is below / above that band
+- regression / improved: ours is below / above the reference by more than abs_tol AND a Welch-type t-test
+  over seeds (ours: per-seed values; reference: mean, std, runs) finds the difference significant at the
+  two-sided level alpha = 2(1 - Phi(k)) (k = 2: 0.0455, a ~95.4% interval; see stats.alpha_of_k); when
+  the test is impossible (one seed of ours) the tolerance alone decides
+- pass: otherwise (within the tolerance, or not separable from the reference by the test)
 - missing: the suite has matching cells but no finished results for them
 - not comparable: alb cannot measure it, or the protocol differs (the reason says how)
 """
@@ -20,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.report.frame import STRATEGY_PARAMS_PREFIX, Protocol, strategy_label, strategy_params_of
-from benchmark.report.metrics import combined_std
+from benchmark.report.stats import WelchResult, alpha_of_k, welch_vs_reference
 
 Status = Literal["pass", "regression", "improved", "missing", "not comparable"]
 MARKS: dict[str, str] = {"pass": "✓ pass", "regression": "✗ REGRESSION", "improved": "↑ improved",
@@ -54,6 +57,7 @@ class Comparison:
     seeds: int = 0
     n_labeled: int | None = None
     protocol: Protocol | None = field(default=None, repr=False)
+    test: WelchResult | None = None  # ours - reference with its t interval and p-value
 
     @property
     def difference(self) -> float | None:
@@ -132,12 +136,26 @@ def compare(reference: Reference, frame: pd.DataFrame, abs_tol: float, k: float)
         per_seed = at.groupby("seed")["accuracy"].mean()
         mean = float(per_seed.mean())
         std = float(per_seed.std(ddof=1)) if len(per_seed) > 1 else None
-        band = max(abs_tol, k * combined_std(std, reference.std))
-        diff = mean - reference.mean
-        status: Status = "pass" if abs(diff) <= band else ("regression" if diff < 0 else "improved")
-        comparisons.append(Comparison(reference, status, f"|diff| {abs(diff):.4f} vs band {band:.4f}",
-                                      mean, std, len(per_seed), int(at["n_labeled"].iloc[0]), protocol))
+        test = welch_vs_reference(per_seed.to_list(), reference.mean, reference.std, reference.runs,
+                                  1 - alpha_of_k(k))
+        status, reason = _verdict(test, abs_tol, alpha_of_k(k))
+        comparisons.append(Comparison(reference, status, reason, mean, std, len(per_seed),
+                                      int(at["n_labeled"].iloc[0]), protocol, test))
     return comparisons
+
+
+def _verdict(test: WelchResult, abs_tol: float, alpha: float) -> tuple[Status, str]:
+    """A difference beyond the tolerance is a regression / improvement only when the test separates it
+    from the reference; without a test (one seed) the tolerance alone decides."""
+    diff = test.difference
+    direction: Status = "regression" if diff < 0 else "improved"
+    if abs(diff) <= abs_tol:
+        return "pass", f"|diff| {abs(diff):.4f} <= tolerance {abs_tol:.4f}"
+    if test.p is None:
+        return direction, f"|diff| {abs(diff):.4f} > tolerance {abs_tol:.4f}; not testable ({test.why})"
+    if test.p < alpha:
+        return direction, f"|diff| {abs(diff):.4f} > tolerance and p={test.p:.3g} < {alpha:.3g}"
+    return "pass", f"|diff| {abs(diff):.4f} > tolerance but n.s. (p={test.p:.3g} >= {alpha:.3g})"
 
 
 # ---- baselines: our own results saved as references -------------------------------------------

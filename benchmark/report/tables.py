@@ -74,9 +74,11 @@ def mean_curve(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def results_tables(frame: pd.DataFrame, comparisons: list[Comparison],
-                   at_labels: list[int] | None = None) -> list[Table]:
+                   at_labels: list[int] | None = None,
+                   assumptions: dict[Protocol, list[str]] | None = None) -> list[Table]:
     """Per protocol: mean ± std accuracy (%) at chosen label counts, AUBC, and the published value
-    with our difference wherever a reference exists."""
+    with our difference wherever a reference exists; ``assumptions``: notes on the settings the suites
+    assumed for the protocol's cells (benchmark/assumptions.py table_notes)."""
     refs: dict[tuple[Protocol, str, int], list[Comparison]] = {}
     for c in comparisons:
         if c.protocol is not None and c.ours_mean is not None and c.n_labeled is not None:
@@ -107,6 +109,7 @@ def results_tables(frame: pd.DataFrame, comparisons: list[Comparison],
             body.append([str(label), *cells, aubc_text, str(srows["seed"].nunique())])
         if keys:
             notes.insert(0, f"protocol differs from the other {_pair(protocol)} tables in: {', '.join(keys)}")
+        notes[:0] = (assumptions or {}).get(protocol, [])  # first: they qualify every number of the table
         tables.append(Table(f"Accuracy (%) — {title}", headers, body, notes, anchor=protocol.slug))
     return tables
 

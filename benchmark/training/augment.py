@@ -60,22 +60,31 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator, device
     return low + (high - low) * torch.rand(n, generator=generator, device=device)
 
 
+def crop_boxes(n: int, generator: torch.Generator, device: torch.device, scale: tuple[float, float] = STRONG_SCALE,
+               ratio: tuple[float, float] = STRONG_RATIO) -> torch.Tensor:
+    """(n, 4) random crop boxes ``(width, height, cx, cy)``, sides and centres as fractions of the image
+    (centre in [-1, 1], the image's normalised coordinates): area fraction uniform in ``scale``, aspect
+    ratio log-uniform in ``ratio`` (torchvision's RandomResizedCrop). A side longer than the image is
+    clamped to it, which shrinks the area; that happens only for areas above ``1 / max(ratio)`` and
+    leaves at least ``1 / max(ratio)`` (3/4 with the default ratios)."""
+    area = _uniform(n, *scale, generator, device)
+    aspect = torch.exp(_uniform(n, math.log(ratio[0]), math.log(ratio[1]), generator, device))
+    width = torch.sqrt(area * aspect).clamp(max=1.0)
+    height = torch.sqrt(area / aspect).clamp(max=1.0)
+    cx = (1 - width) * (2 * torch.rand(n, generator=generator, device=device) - 1)
+    cy = (1 - height) * (2 * torch.rand(n, generator=generator, device=device) - 1)
+    return torch.stack([width, height, cx, cy], dim=1)
+
+
 def random_resized_crop(x: torch.Tensor, generator: torch.Generator, scale: tuple[float, float] = STRONG_SCALE,
                         ratio: tuple[float, float] = STRONG_RATIO) -> torch.Tensor:
     """Crop a random area fraction in ``scale`` with aspect ratio in ``ratio`` (log-uniform) from each
-    float image and resize it back, bilinearly. Unlike torchvision, which retries up to ten times and
-    falls back to a centre crop, crops that do not fit are clamped to the image."""
-    b = x.shape[0]
-    dev = x.device
-    area = _uniform(b, *scale, generator, dev)
-    log_ratio = _uniform(b, math.log(ratio[0]), math.log(ratio[1]), generator, dev)
-    aspect = torch.exp(log_ratio)
-    width = torch.sqrt(area * aspect).clamp(max=1.0)  # fractions of the image side
-    height = torch.sqrt(area / aspect).clamp(max=1.0)
-    cx = (1 - width) * (2 * torch.rand(b, generator=generator, device=dev) - 1)
-    cy = (1 - height) * (2 * torch.rand(b, generator=generator, device=dev) - 1)
-    theta = torch.zeros(b, 2, 3, device=dev)
-    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = width, cx, height, cy
+    float image and resize it back to the input size, bilinearly (:func:`crop_boxes`). Unlike
+    torchvision, which retries up to ten times and falls back to a centre crop, crops that do not fit
+    are clamped to the image."""
+    boxes = crop_boxes(x.shape[0], generator, x.device, scale, ratio)
+    theta = torch.zeros(x.shape[0], 2, 3, device=x.device)
+    theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2], theta[:, 1, 2] = boxes.unbind(1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
@@ -125,11 +134,43 @@ def random_grayscale(x: torch.Tensor, generator: torch.Generator, p: float = GRA
     return torch.where(apply, _grayscale(x).expand_as(x), x)
 
 
+def crop_and_flip(images: torch.Tensor, scale: tuple[float, float], hflip: bool,
+                  generator: torch.Generator) -> torch.Tensor:
+    """uint8 batch -> float batch in [0, 1]: random-resized crop (area in ``scale``), then a random
+    horizontal flip when ``hflip``; the geometric part shared by the ``strong`` and ``resized_crop``
+    policies."""
+    x = random_resized_crop(images.float() / 255.0, generator, scale=scale)
+    return random_hflip(x, generator) if hflip else x
+
+
 def strong_augment(images: torch.Tensor, hflip: bool, generator: torch.Generator) -> torch.Tensor:
     """uint8 batch -> float batch on the 0..255 scale (what :class:`Normalizer` expects)."""
-    x = images.float() / 255.0
-    x = random_resized_crop(x, generator)
-    if hflip:
-        x = random_hflip(x, generator)
+    x = crop_and_flip(images, STRONG_SCALE, hflip, generator)
     x = random_grayscale(color_jitter(x, generator), generator)
     return x * 255.0
+
+
+# ---- "resized_crop" augmentation (seed 003 l.111, supervised training: "the conventional
+# RandomResizedCrop with scale [0.08, 1.0] and RandomHorizontalFlip"; torchvision's default aspect
+# ratios 3/4-4/3, output size = input size)
+
+RESIZED_CROP_SCALE = (0.08, 1.0)
+
+
+def resized_crop_augment(images: torch.Tensor, hflip: bool, generator: torch.Generator) -> torch.Tensor:
+    """uint8 batch -> float batch on the 0..255 scale: random-resized crop (area 8-100 %) + flip."""
+    return crop_and_flip(images, RESIZED_CROP_SCALE, hflip, generator) * 255.0
+
+
+# ---- training.flip: whether the training augmentation flips images left-right
+
+FLIP_SETTINGS = ("auto", "on", "off")
+
+
+def resolve_flip(setting: str, dataset_flips: bool) -> bool:
+    """``training.flip``: auto = the dataset registry's default (no flips for digits, SVHN, ...: a
+    mirrored digit is another symbol or none), on = always flip (seed 001 l.134 trains every dataset
+    with "random horizontal flips"), off = never."""
+    if setting not in FLIP_SETTINGS:
+        raise ValueError(f"training.flip must be one of {', '.join(FLIP_SETTINGS)}, got '{setting}'")
+    return dataset_flips if setting == "auto" else setting == "on"

@@ -7,16 +7,21 @@ classifier is trained "on frozen features, which are from ResNet's global averag
 through the cell's optimizer/schedule/epochs/batch_size); the SVM is scikit-learn's with a linear
 kernel, C = 5, one-vs-rest.
 
-Features are computed once per round, in eval mode (batch-norm statistics and dropout fixed), without
-augmentation and without gradients. Seed 003 mentions no augmentation for the linear classifier, and
-with a frozen backbone a fixed feature table makes each epoch one small matrix product instead of a
-pass through the network. ``model.head_dropout`` (MC-dropout strategies) is kept active while the
-linear head trains, so the head is fit under the same dropout it is sampled with; the SVM ignores it.
+The backbone runs in eval mode (batch-norm statistics fixed) and without gradients. With
+``training.augmentation: none`` the features are computed once per round and each epoch is one small
+matrix product over that table. Otherwise the linear head sees a fresh augmented view of every labeled
+image each epoch, its features recomputed through the frozen backbone batch by batch: seed 003 l.111
+trains the supervised stage with "the conventional RandomResizedCrop with scale [0.08, 1.0] and
+RandomHorizontalFlip" (``augmentation: resized_crop``). The SVM is fit once on un-augmented features
+and ignores ``training.augmentation`` (augmented copies would only change how many points the
+one-off fit sees). ``model.head_dropout`` (MC-dropout strategies) is kept active while the linear head
+trains, so the head is fit under the same dropout it is sampled with; the SVM ignores it.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -29,8 +34,10 @@ from benchmark.training.augment import Normalizer
 from benchmark.training.execution import FP32_CPU, Execution
 from benchmark.training.trainer import (
     EVAL_BATCH_SIZE,
+    AugmentationSpec,
     EpochCallback,
     TrainResult,
+    augment_batch,
     end_epoch,
     epoch_batches,
     make_optimizer,
@@ -48,15 +55,19 @@ SVM_MAX_ITER = 10_000
 
 def train_head(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: TrainingConfig,
                normalize: Normalizer, generator: torch.Generator, on_epoch: EpochCallback | None = None,
-               execution: Execution = FP32_CPU) -> TrainResult:
-    """Fit ``model.head`` on the frozen backbone's features of (images, labels) as ``cfg.head`` says."""
+               execution: Execution = FP32_CPU, augmentation: AugmentationSpec | None = None) -> TrainResult:
+    """Fit ``model.head`` on the frozen backbone's features of (images, labels) as ``cfg.head`` says;
+    ``augmentation`` (the dataset's crop padding and flips) is needed by head linear unless
+    ``cfg.augmentation`` is none."""
     if not isinstance(model, Backbone) or not isinstance(model.head, nn.Linear):
         raise TypeError(f"training.head: {cfg.head} needs a Backbone with a linear 'head', got {type(model).__name__}")
     start = time.perf_counter()
-    feats = frozen_features(model, images, normalize, execution)
     if cfg.head == "linear":
-        loss = _fit_linear(model, feats, labels, cfg, generator, on_epoch)
+        batch_features = _feature_source(model, images, cfg.augmentation, normalize, augmentation, generator,
+                                         execution)
+        loss = _fit_linear(model, batch_features, labels, cfg, generator, on_epoch)
     elif cfg.head == "svm":
+        feats = frozen_features(model, images, normalize, execution)
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))
         loss = _fit_svm(model.head, feats, labels, cfg.svm_c, seed)
         if on_epoch is not None:
@@ -77,18 +88,45 @@ def frozen_features(model: Backbone, images: torch.Tensor, normalize: Normalizer
                           for chunk in images.split(batch_size)])
 
 
-def _fit_linear(model: Backbone, feats: torch.Tensor, labels: torch.Tensor, cfg: TrainingConfig,
+BatchFeatures = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _feature_source(model: Backbone, images: torch.Tensor, policy: str, normalize: Normalizer,
+                    augmentation: AugmentationSpec | None, generator: torch.Generator,
+                    execution: Execution) -> BatchFeatures:
+    """The frozen features of a mini-batch of labeled indices: rows of a table computed once (policy
+    none), or the features of a freshly augmented view of those images (any other policy)."""
+    if policy == "none":
+        feats = frozen_features(model, images, normalize, execution)
+        return lambda idx: feats[idx]
+    if augmentation is None:
+        raise ValueError(f"training.head: linear with training.augmentation: {policy} needs the dataset's "
+                         "augmentation: pass train_head(..., augmentation=AugmentationSpec(...))")
+    spec = augmentation
+
+    @torch.no_grad()
+    def augmented(idx: torch.Tensor) -> torch.Tensor:
+        x = augment_batch(images[idx], policy, spec, generator)
+        with execution.autocast():
+            return model.features(execution.prepare_input(normalize(x))).float()
+
+    return augmented
+
+
+def _fit_linear(model: Backbone, batch_features: BatchFeatures, labels: torch.Tensor, cfg: TrainingConfig,
                 generator: torch.Generator, on_epoch: EpochCallback | None) -> float:
-    """Mini-batch training of ``model.head`` alone on the fixed features; returns the last epoch's mean loss."""
+    """Mini-batch training of ``model.head`` alone on frozen features (``batch_features`` of each batch of
+    indices); the backbone stays in eval mode. Returns the last epoch's mean loss."""
     optimizer = make_optimizer(list(model.head.parameters()), cfg.optimizer)
     scheduler = make_scheduler(optimizer, cfg.schedule, cfg.epochs)
+    model.eval()
     model.head_dropout.train()
-    n = feats.shape[0]
+    n = labels.shape[0]
     mean_loss = float("nan")
     for epoch in range(cfg.epochs):
-        loss_sum = torch.zeros((), device=feats.device)
-        for idx in epoch_batches(n, cfg.batch_size, generator, feats.device):
-            loss = F.cross_entropy(model.head(model.head_dropout(feats[idx])), labels[idx])
+        loss_sum = torch.zeros((), device=labels.device)
+        for idx in epoch_batches(n, cfg.batch_size, generator, labels.device):
+            loss = F.cross_entropy(model.head(model.head_dropout(batch_features(idx))), labels[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

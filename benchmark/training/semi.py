@@ -30,6 +30,7 @@ from torch.nn import functional as F
 
 from benchmark.config import TrainingConfig
 from benchmark.models.base import Backbone
+from benchmark.strategies.jlp import knn_graph
 from benchmark.training.augment import Normalizer
 from benchmark.training.execution import FP32_CPU, Execution
 from benchmark.training.heads import frozen_features
@@ -59,49 +60,30 @@ CG_TOLERANCE = 1e-6  # relative residual, as Iscen et al.'s scipy CG call (tol 1
 
 
 def knn_affinity(features: torch.Tensor, k: int, gamma: float,
-                 block_elements: int = KNN_BLOCK_ELEMENTS) -> torch.Tensor:
-    """Symmetric sparse affinity ``W = A + A^T`` of the kNN graph of the rows of ``features``.
+                 block_elements: int = KNN_BLOCK_ELEMENTS, reciprocal: bool = False) -> torch.Tensor:
+    """Symmetric sparse affinity W of the kNN graph of the rows of ``features``, as a coalesced COO tensor.
 
     Iscen et al. 2019 (Section 3.2, also seed 004 Section VI-A): rows are L2-normalised, ``a_ij =
     [x_i . x_j]_+^gamma`` when j is one of the ``k`` nearest neighbours of i (by cosine, i itself
-    excluded: no self-loops, even for duplicate rows), 0 otherwise; ``W = A + A^T`` (a pair that are
-    each other's neighbours weighs twice). Seed 004 calls the graph "reciprocal", after Iscen et al.,
-    whose construction is this symmetrisation. ``k`` is capped at ``n - 1``.
+    excluded: no self-loops, even for duplicate rows), 0 otherwise; ``k`` is capped at ``n - 1``.
 
-    The neighbours are found block by block (about ``block_elements`` similarities at a time, a
-    matrix product and ``topk`` per block, on the features' device), so memory is O(n k + block),
-    never n x n. Returns a coalesced sparse COO (n, n) float32 tensor; zero affinities (cosine <= 0)
-    are left out.
+    - ``reciprocal`` (``training.semi_graph: reciprocal``): an edge i-j only when each is among the
+      other's k nearest neighbours, weight ``a_ij`` (seed 004 l.120 and l.192: "a reciprocal
+      k-nearest neighbor graph"); a node that is nobody's mutual neighbour has no edge, gets no label
+      mass and so weight 0 in the SEMI sampling.
+    - otherwise (``symmetric``): ``W = A + A^T``, the union (a pair that are each other's neighbours
+      weighs twice), as Iscen et al.'s and seed 004's released code build it.
+
+    One home for the graph: the neighbour search, block by block (about ``block_elements``
+    similarities at a time, never n x n), is jLP's :func:`benchmark.strategies.jlp.knn_graph`; zero
+    affinities (cosine <= 0) are left out. Returns an (n, n) float32 tensor.
     """
     if features.ndim != 2:
         raise ValueError(f"features must be a 2-d (n, d) tensor, got shape {tuple(features.shape)}")
     if k <= 0 or gamma <= 0:
         raise ValueError(f"k and gamma must be positive, got k={k}, gamma={gamma}")
-    x = F.normalize(features.float(), dim=1)
-    n, dev = x.shape[0], x.device
-    k = min(k, n - 1)
-    if k <= 0:
-        return _sparse(torch.zeros((2, 0), dtype=torch.long, device=dev), x.new_zeros(0), n)
-    rows_per_block = max(1, block_elements // n)
-    neighbours = torch.empty((n, k), dtype=torch.long, device=dev)
-    cosines = x.new_empty((n, k))
-    for first in range(0, n, rows_per_block):
-        block = x[first:first + rows_per_block] @ x.T
-        r = torch.arange(block.shape[0], device=dev)
-        block[r, r + first] = -torch.inf
-        cosines[first:first + rows_per_block], neighbours[first:first + rows_per_block] = block.topk(k, dim=1)
-        del block
-    values = cosines.clamp(min=0).pow(gamma).flatten()
-    rows = torch.arange(n, device=dev).repeat_interleave(k)
-    cols = neighbours.flatten()
-    keep = values > 0
-    rows, cols, values = rows[keep], cols[keep], values[keep]
-    indices = torch.stack([torch.cat([rows, cols]), torch.cat([cols, rows])])
-    return _sparse(indices, torch.cat([values, values]), n)  # coalescing sums A + A^T
-
-
-def _sparse(indices: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
-    return torch.sparse_coo_tensor(indices, values, (n, n), check_invariants=False).coalesce()
+    graph = knn_graph(features, k, gamma, reciprocal=reciprocal, block_elements=block_elements)
+    return graph.to_sparse_coo().coalesce()
 
 
 def normalized_affinity(affinity: torch.Tensor) -> torch.Tensor:
@@ -195,90 +177,131 @@ def pseudo_label_weights(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 # --------------------------------------------------------------------------- training
 
 
+def semi_schedule(cfg: TrainingConfig) -> tuple[int, int]:
+    """(supervised warm-up epochs, SEMI mini-batch size) of ``cfg``, their auto values (null) resolved.
+
+    Seed 004 l.116 and algorithm 1 l.131: SUP on L, then (l.132-134) LP + SEMI every epoch. l.188:
+    "for 200 epochs" (``cfg.epochs``: the LP + SEMI epochs) and "mini-batch size is 32 for standard
+    training and 128 when SEMI is used" (Table I, l.152): SUP, standard training on L, runs at
+    ``cfg.batch_size``, the SEMI epochs at ``cfg.semi_batch_size``. The paper does not state how long
+    SUP lasts: ``cfg.semi_warmup_epochs``, auto = ``cfg.epochs``, an assumption after Iscen et al. [15],
+    whom l.116 follows for lines 4-7 and whose released code trains its supervised stage as long as its
+    label-propagation stage (180 + 180 epochs); seed 004's own released code starts LP from the initial
+    weights (``semi_warmup_epochs: 0``).
+    """
+    warmup = cfg.epochs if cfg.semi_warmup_epochs is None else cfg.semi_warmup_epochs
+    return warmup, cfg.semi_batch_size or cfg.batch_size
+
+
 def train_label_propagation(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, pool_images: torch.Tensor,
                             cfg: TrainingConfig, normalize: Normalizer, augmentation: AugmentationSpec,
                             generator: torch.Generator, on_epoch: EpochCallback | None = None,
                             execution: Execution = FP32_CPU) -> TrainResult:
-    """Seed 004's algorithm 1, lines 4-7, for one active-learning cycle.
+    """Seed 004's algorithm 1, lines 4-7, for one active-learning cycle (phases: :func:`semi_schedule`).
 
     ``images``/``labels``: the labeled set L; ``pool_images``: the unlabeled images U (uint8, same
-    device). Line 4 (SUP): :func:`train_supervised` on L with the cell's recipe, ``cfg.epochs`` epochs.
-    Lines 5-7: ``cfg.epochs`` more epochs, with a fresh optimizer and schedule (Iscen et al. restart
-    training for the semi-supervised phase), each one
+    device). Line 4 (SUP): :func:`train_supervised` on L with the cell's recipe for
+    ``semi_warmup_epochs`` epochs at ``batch_size`` (skipped when 0). Lines 5-7: ``cfg.epochs`` epochs
+    with a fresh optimizer and schedule (Iscen et al. restart training for the semi-supervised phase),
+    each one
 
     - LP: features of L u U in eval mode without augmentation, :func:`knn_affinity` (``cfg.semi_k``,
-      ``cfg.semi_gamma``), :func:`propagate_labels` (``cfg.semi_alpha``) from the true labels of L,
-      :func:`pseudo_label_weights` on the rows of U;
+      ``cfg.semi_gamma``, ``cfg.semi_graph``), :func:`propagate_labels` (``cfg.semi_alpha``) from the
+      true labels of L, :func:`pseudo_label_weights` on the rows of U;
     - SEMI: ``ceil(|U| / 2 / u)`` mini-batches (Section VI-A: the epoch ends once |U|/2 pseudo-labels
-      are drawn) of ``cfg.batch_size`` images, ``l = min(50, batch_size // 2)`` of them labeled
+      are drawn) of ``semi_batch_size`` images, ``l = min(50, semi_batch_size // 2)`` of them labeled
       (Section VI-A: 50 of 128; l is capped so that at least half of a small batch stays
-      pseudo-labeled; seed 004 uses 10 of 64 on MNIST) and ``u = batch_size - l`` pseudo-labeled. The
-      labeled part walks through a stream of random permutations of L (uniform, every labeled image
+      pseudo-labeled; seed 004 uses 10 of 64 on MNIST) and ``u = semi_batch_size - l`` pseudo-labeled.
+      The labeled part walks through a stream of random permutations of L (uniform, every labeled image
       equally often, repeated when |L| is small); the pseudo-labeled part is drawn with replacement
       from U with probabilities ``eta[w]`` (Section IV). Both parts are augmented like the supervised
       batches; the loss is the plain mean cross-entropy (Eq. 2).
 
     If all weights are 0 (no label reached U) the epoch trains on labeled batches only. ``on_epoch``
-    counts the 2 x ``cfg.epochs`` epochs of both phases.
+    counts the ``semi_warmup_epochs + epochs`` epochs of both phases.
     """
+    warmup, semi_batch = semi_schedule(cfg)
+    backbone = _check_inputs(model, images, pool_images, semi_batch)
+    start = time.perf_counter()
+    total_epochs = warmup + cfg.epochs
+
+    def report(epoch: int, _: int, loss: float) -> None:
+        if on_epoch is not None:
+            on_epoch(epoch, total_epochs, loss)
+
+    mean_loss = float("nan")
+    if warmup > 0:
+        sup_cfg = cfg.model_copy(update={"epochs": warmup})
+        mean_loss = train_supervised(model, images, labels, sup_cfg, normalize, augmentation, generator, report,
+                                     None, execution).final_loss
+    if pool_images.shape[0] == 0:
+        return TrainResult(final_loss=mean_loss, seconds=time.perf_counter() - start)
+    optimizer = make_optimizer(list(model.parameters()), cfg.optimizer)
+    scheduler = make_scheduler(optimizer, cfg.schedule, cfg.epochs)
+    labeled_stream = LabeledStream(images.shape[0], generator, images.device)
+    for epoch in range(cfg.epochs):
+        pseudo, weights = _propagate(backbone, images, labels, pool_images, cfg, normalize, execution)
+        loss_sum, seen = _semi_epoch(model, images, labels, pool_images, pseudo, weights, semi_batch, cfg,
+                                     normalize, augmentation, generator, execution, optimizer, labeled_stream)
+        mean_loss = end_epoch(scheduler, loss_sum, seen, warmup + epoch + 1, total_epochs, on_epoch,
+                              "semi-supervised training loss")
+    return TrainResult(final_loss=mean_loss, seconds=time.perf_counter() - start)
+
+
+def _check_inputs(model: nn.Module, images: torch.Tensor, pool_images: torch.Tensor, semi_batch: int) -> Backbone:
+    """``model`` as a Backbone, once the inputs are checked (a clear error otherwise)."""
     if not isinstance(model, Backbone):
         raise TypeError(f"training.semi: label_propagation needs a Backbone (features + linear head), "
                         f"got {type(model).__name__}")
-    if cfg.batch_size < 2:
+    if semi_batch < 2:
         raise ValueError("training.semi: label_propagation mixes labeled and pseudo-labeled images in each "
-                         f"mini-batch, so training.batch_size must be at least 2, got {cfg.batch_size}")
+                         f"mini-batch, so training.semi_batch_size (auto: batch_size) must be at least 2, "
+                         f"got {semi_batch}")
     if images.shape[0] == 0:
         raise ValueError("training.semi: label_propagation needs at least one labeled image")
     if pool_images.device != images.device or pool_images.shape[1:] != images.shape[1:]:
         raise ValueError(f"pool_images must be images like the labeled ones on {images.device}, got "
                          f"shape {tuple(pool_images.shape)} on {pool_images.device} vs {tuple(images.shape)}")
-    start = time.perf_counter()
-    total_epochs = 2 * cfg.epochs
+    return model
 
-    def supervised_epoch(epoch: int, _: int, loss: float) -> None:
-        if on_epoch is not None:
-            on_epoch(epoch, total_epochs, loss)
 
-    sup = train_supervised(model, images, labels, cfg, normalize, augmentation, generator, supervised_epoch,
-                           None, execution)
-    n_l, n_u = images.shape[0], pool_images.shape[0]
-    if n_u == 0:
-        return TrainResult(final_loss=sup.final_loss, seconds=time.perf_counter() - start)
-    num_classes = model.head.out_features
-    n_lab = min(LABELED_PER_BATCH, cfg.batch_size // 2)
-    n_pseudo = cfg.batch_size - n_lab
-    n_batches = math.ceil(math.ceil(EPOCH_FRACTION * n_u) / n_pseudo)
-    optimizer = make_optimizer(list(model.parameters()), cfg.optimizer)
-    scheduler = make_scheduler(optimizer, cfg.schedule, cfg.epochs)
-    all_images = torch.cat([images, pool_images])
-    labeled_idx = torch.arange(n_l, device=images.device)
-    labeled_stream = LabeledStream(n_l, generator, images.device)
-    mean_loss = sup.final_loss
-    for epoch in range(cfg.epochs):
-        feats = frozen_features(model, all_images, normalize, execution)
-        z = propagate_labels(knn_affinity(feats, cfg.semi_k, cfg.semi_gamma), labeled_idx, labels, num_classes,
-                             cfg.semi_alpha)
-        pseudo, weights = pseudo_label_weights(z[n_l:])
-        del feats, z
-        draws = (torch.multinomial(weights, n_batches * n_pseudo, replacement=True, generator=generator)
-                 if bool(weights.sum() > 0) else None)
-        model.train()
-        loss_sum = torch.zeros((), device=images.device)
-        seen = 0
-        for b in range(n_batches):
-            lab = labeled_stream.take(n_lab)
-            x, y = images[lab], labels[lab]
-            if draws is not None:
-                unl = draws[b * n_pseudo:(b + 1) * n_pseudo]
-                x, y = torch.cat([x, pool_images[unl]]), torch.cat([y, pseudo[unl]])
-            x = augment_batch(x, cfg.augmentation, augmentation, generator)
-            with execution.autocast():
-                loss = F.cross_entropy(model(execution.prepare_input(normalize(x))), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach().float() * y.numel()
-            seen += y.numel()
-        mean_loss = end_epoch(scheduler, loss_sum, seen, cfg.epochs + epoch + 1, total_epochs, on_epoch,
-                              "semi-supervised training loss")
-    return TrainResult(final_loss=mean_loss, seconds=time.perf_counter() - start)
+def _propagate(model: Backbone, images: torch.Tensor, labels: torch.Tensor, pool_images: torch.Tensor,
+               cfg: TrainingConfig, normalize: Normalizer, execution: Execution) -> tuple[torch.Tensor, torch.Tensor]:
+    """LP (algorithm 1 line 6): pseudo-labels and weights of the rows of U from the current features."""
+    feats = frozen_features(model, torch.cat([images, pool_images]), normalize, execution)
+    graph = knn_affinity(feats, cfg.semi_k, cfg.semi_gamma, reciprocal=cfg.semi_graph == "reciprocal")
+    del feats
+    labeled_idx = torch.arange(images.shape[0], device=images.device)
+    z = propagate_labels(graph, labeled_idx, labels, model.head.out_features, cfg.semi_alpha)
+    return pseudo_label_weights(z[images.shape[0]:])
+
+
+def _semi_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, pool_images: torch.Tensor,
+                pseudo: torch.Tensor, weights: torch.Tensor, batch_size: int, cfg: TrainingConfig,
+                normalize: Normalizer, augmentation: AugmentationSpec, generator: torch.Generator,
+                execution: Execution, optimizer: torch.optim.Optimizer,
+                labeled_stream: LabeledStream) -> tuple[torch.Tensor, int]:
+    """SEMI (algorithm 1 line 7): one epoch of mixed mini-batches; returns (loss sum, samples)."""
+    n_lab = min(LABELED_PER_BATCH, batch_size // 2)
+    n_pseudo = batch_size - n_lab
+    n_batches = math.ceil(math.ceil(EPOCH_FRACTION * pool_images.shape[0]) / n_pseudo)
+    draws = (torch.multinomial(weights, n_batches * n_pseudo, replacement=True, generator=generator)
+             if bool(weights.sum() > 0) else None)
+    model.train()
+    loss_sum = torch.zeros((), device=images.device)
+    seen = 0
+    for b in range(n_batches):
+        lab = labeled_stream.take(n_lab)
+        x, y = images[lab], labels[lab]
+        if draws is not None:
+            unl = draws[b * n_pseudo:(b + 1) * n_pseudo]
+            x, y = torch.cat([x, pool_images[unl]]), torch.cat([y, pseudo[unl]])
+        x = augment_batch(x, cfg.augmentation, augmentation, generator)
+        with execution.autocast():
+            loss = F.cross_entropy(model(execution.prepare_input(normalize(x))), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach().float() * y.numel()
+        seen += y.numel()
+    return loss_sum, seen

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -13,7 +13,14 @@ from torch.nn import functional as F
 
 from benchmark.config import OptimizerConfig, ScheduleConfig, TrainingConfig
 from benchmark.errors import NonFiniteLossError
-from benchmark.training.augment import Normalizer, random_crop, random_hflip, strong_augment
+from benchmark.training.augment import (
+    Normalizer,
+    random_crop,
+    random_hflip,
+    resized_crop_augment,
+    resolve_flip,
+    strong_augment,
+)
 from benchmark.training.aux import AuxTraining, DiscriminatorTraining
 from benchmark.training.execution import FP32_CPU, Execution
 from benchmark.training.wasserstein import WassersteinTraining
@@ -25,7 +32,8 @@ AnyAux = AuxTraining | DiscriminatorTraining | WassersteinTraining
 
 @dataclass(frozen=True)
 class AugmentationSpec:
-    """The dataset's standard augmentation (crop padding, whether flips preserve labels)."""
+    """The dataset's standard augmentation (crop padding, whether flips preserve labels); :func:`train`
+    applies ``training.flip`` to ``hflip``."""
 
     crop_padding: int
     hflip: bool
@@ -115,8 +123,10 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: Tra
     Not supported (a ValueError says so): an auxiliary module with head ``linear`` / ``svm`` (the
     backbone it would train with is frozen) or with label propagation, and label propagation with
     head ``linear`` / ``svm`` (algorithm 1 re-learns the features every epoch). ``execution`` sets
-    autocast and memory format, never the recipe.
+    autocast and memory format, never the recipe. ``augmentation.hflip`` is the dataset's default;
+    ``cfg.flip`` (auto | on | off) decides whether the training augmentation flips.
     """
+    augmentation = replace(augmentation, hflip=resolve_flip(cfg.flip, augmentation.hflip))
     if cfg.head != "full" and aux is not None:
         raise ValueError(f"training.head: {cfg.head} freezes the backbone, so the auxiliary module "
                          f"({cfg.aux}) cannot be trained with it; use training.head: full or training.aux: none")
@@ -129,7 +139,7 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: Tra
     if cfg.head != "full":
         from benchmark.training.heads import train_head
 
-        return train_head(model, images, labels, cfg, normalize, generator, on_epoch, execution)
+        return train_head(model, images, labels, cfg, normalize, generator, on_epoch, execution, augmentation)
     if cfg.semi == "label_propagation":
         if pool_images is None:
             raise ValueError("training.semi: label_propagation needs the unlabeled pool: pass "
@@ -192,9 +202,12 @@ def end_epoch(scheduler: torch.optim.lr_scheduler.LRScheduler | None, loss_sum: 
 
 
 def augment_batch(x: torch.Tensor, kind: str, spec: AugmentationSpec, generator: torch.Generator) -> torch.Tensor:
-    """The training-time view of a uint8 batch: unchanged, standard crop + flip, or strong."""
+    """The training-time view of a uint8 batch: unchanged, standard crop + flip, strong, or resized_crop
+    (seed 003 l.111); the last two return floats on the 0..255 scale."""
     if kind == "strong":
         return strong_augment(x, spec.hflip, generator)
+    if kind == "resized_crop":
+        return resized_crop_augment(x, spec.hflip, generator)
     if kind == "standard":
         x = random_crop(x, spec.crop_padding, generator)
         if spec.hflip:
