@@ -7,7 +7,6 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from benchmark import __version__
@@ -86,9 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--baseline", type=Path, default=None,
                        help="JSON baseline of our own results to compare with (see --save-baseline)")
     check.add_argument("--tolerance", type=float, default=None,
-                       help="absolute tolerance in accuracy points as a fraction (default 0.01 = 1 point)")
+                       help="differences within it always pass; as a fraction (default 0.01 = 1 point)")
     check.add_argument("--k", type=float, default=None,
-                       help="pass while |diff| <= k x the combined std of both sides (default 2)")
+                       help="significance of a regression / improvement beyond the tolerance: Welch t-test "
+                            "over seeds at two-sided level 2(1-Phi(k)) (default 2: p < 0.0455)")
     check.add_argument("--no-published", action="store_true",
                        help="ignore the suite's published references (baseline only)")
     check.add_argument("--allow-missing", action="store_true",

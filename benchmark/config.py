@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from benchmark.data import dataset_info, is_known_dataset, unknown_dataset_message
 from benchmark.data.views import view_pool_size
 from benchmark.errors import ConfigError
-from benchmark.models import BACKBONES
-from benchmark.strategies import STRATEGIES, phase_strategies, plain_strategy_names
+from benchmark.models import BACKBONES, mc_dropout_sites
+from benchmark.strategies import STRATEGIES, initial_strategy_names, phase_strategies
 
 # Bump when the meaning of a configuration changes (e.g. the trainer's recipe),
 # so that old results are not mistaken for new ones.
@@ -111,6 +111,10 @@ class TrainingConfig(StrictModel):
     head_dropout: float | None = Field(
         None, ge=0, lt=1, description="dropout before the classifier; null = auto: 0.5 when a strategy "
         "needs MC dropout (BALD, ...) and the backbone has no dropout layer, else 0")
+    conv_dropout: float | None = Field(
+        None, ge=0, lt=1, description="dropout after the convolutional block, on backbones that declare that "
+        "site (lenet, small_cnn); null = auto: 0.25 there when a strategy needs MC dropout and training.head is "
+        "full (Gal et al. 2017's placement), else 0")
     head: Literal["full", "linear", "svm"] = Field(
         "full", description="full: fine-tune the whole network; linear: train only the linear classifier on "
         "frozen features (seed 003: lr 30, cosine, 100 epochs); svm: a linear SVM (one-vs-rest, C = svm_c) "
@@ -176,11 +180,22 @@ class PretrainingConfig(StrictModel):
     run once per (dataset, view, backbone, method, seed, these settings) and cached on disk."""
 
     epochs: int = Field(800, gt=0)
-    batch_size: int = Field(512, gt=1)
+    batch_size: int | None = Field(None, gt=1, description="null = the method's own (SimSiam 512, DeepCluster "
+                                   "256, rotation 512; see benchmark/pretrain/settings.py)")
     lr: float | None = Field(None, gt=0, description="null = the method's own (SimSiam: 0.03 x batch / 256)")
     weight_decay: float | None = Field(None, ge=0, description="null = the method's own (SimSiam: 1e-4)")
     momentum: float = Field(0.9, ge=0, lt=1)
     clusters: int | None = Field(None, gt=1, description="DeepCluster's k; null = 10 x the number of classes")
+    crop_scale: tuple[float, float] | None = Field(
+        None, description="DeepCluster only: area range of its RandomResizedCrop, [low, high] with 0 < low <= high "
+        "<= 1; null = the method's own (0.08-1, torchvision's default in Caron et al.'s code)")
+
+    @field_validator("crop_scale")
+    @classmethod
+    def _crop_scale(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not 0 < v[0] <= v[1] <= 1:
+            raise ValueError(f"crop_scale must be [low, high] with 0 < low <= high <= 1, got {list(v)}")
+        return v
 
 
 class RedundancyConfig(StrictModel):
@@ -214,7 +229,8 @@ class CellConfig(StrictModel):
     strategy: str
     initial_strategy: str | None = Field(
         None, description="strategy that picks the initial set with the randomly initialised "
-        "network; default 'random', or the schedule's own for hclc/lchc/rhc/rlc")
+        "network; default 'random', or the schedule's own for hclc/lchc/rhc/rlc; 'balanced' = equal class "
+        "counts from the pool's true labels (seed 004 l.203)")
     strategy_params: dict[str, int | float | str | bool | None] | None = Field(
         None, description="constructor parameters of the strategy (see `alb list strategies --details`), e.g. "
         "{epochs: 100} for VAAL; also given to initial_strategy when it is the same strategy")
@@ -264,12 +280,15 @@ class CellConfig(StrictModel):
     def _strategy(cls, v: str) -> str:
         if v not in STRATEGIES:
             raise ValueError(STRATEGIES.unknown_message(v))
+        if STRATEGIES.entry(v).info["kind"] == "initial":
+            raise ValueError(f"{v} picks only the initial set; use initial_strategy: {v} (and any strategy for "
+                             "the query rounds)")
         return v
 
     @field_validator("initial_strategy")
     @classmethod
     def _initial_strategy(cls, v: str | None) -> str | None:
-        plain = plain_strategy_names()
+        plain = initial_strategy_names()
         if v is not None and v not in plain:
             from benchmark.registry import did_you_mean
 
@@ -304,13 +323,7 @@ class CellConfig(StrictModel):
             raise ValueError(f"strategy '{self.strategy}' is a schedule whose initial strategy is "
                              f"'{initial}'; remove initial_strategy '{self.initial_strategy}'")
         needs_mc = any("mc_dropout" in STRATEGIES.entry(s).info["needs"] for s in (initial, rounds))
-        has_dropout = BACKBONES.entry(self.backbone).info.get("has_dropout", False)
-        head_dropout = self.training.head_dropout
-        if head_dropout is None:
-            head_dropout = 0.5 if needs_mc and not has_dropout else 0.0
-        elif needs_mc and not has_dropout and head_dropout == 0:
-            raise ValueError(f"strategy '{self.strategy}' needs MC dropout but backbone '{self.backbone}' has "
-                             "no dropout layer and training.head_dropout is 0; remove it (auto: 0.5) or raise it")
+        head_dropout, conv_dropout = _resolved_dropout(self.backbone, self.strategy, self.training, needs_mc)
         needed = {n for s in (initial, rounds) for n in STRATEGIES.entry(s).info["needs"]}
         needed_aux = [kind for kind in ("loss_prediction", "discriminator", "wasserstein") if kind in needed]
         if len(needed_aux) > 1:
@@ -331,7 +344,8 @@ class CellConfig(StrictModel):
         if epoch_length == "pool" and aux not in ("discriminator", "wasserstein"):
             raise ValueError("training.epoch_length: pool pairs labeled with unlabeled batches, which only the "
                              f"auxiliary modules discriminator and wasserstein train on (training.aux is {aux})")
-        training = self.training.model_copy(update={"head_dropout": head_dropout, "aux": aux,
+        training = self.training.model_copy(update={"head_dropout": head_dropout, "conv_dropout": conv_dropout,
+                                                    "aux": aux,
                                                     "aux_detach_epoch": detach, "aux_weight": aux_weight,
                                                     "epoch_length": epoch_length,
                                                     **_resolved_semi_schedule(self.training)})
@@ -387,6 +401,31 @@ def _checked_strategy_params(strategy: str, params: dict[str, Any] | None) -> di
             raise ValueError(f"strategy_params.{name}: '{strategy}' expects {getattr(expected, '__name__', expected)}"
                              f", got {value!r}") from None
     return checked
+
+
+def _resolved_dropout(backbone: str, strategy: str, training: TrainingConfig,
+                      needs_mc: bool) -> tuple[float, float]:
+    """(head_dropout, conv_dropout) of a cell. With MC dropout, auto puts dropout where the backbone's registry
+    entry declares it (lenet, small_cnn: 0.25 after the conv block and 0.5 before the classifier, Gal et al.
+    2017; others without dropout: 0.5 before the classifier). The conv site stays off with a frozen backbone
+    (training.head linear/svm), which would be sampled with a dropout it never trained with. Without MC
+    dropout both default to 0, so those cells are unchanged."""
+    sites = mc_dropout_sites(backbone) if needs_mc else {}
+    head_dropout = training.head_dropout
+    if head_dropout is None:
+        head_dropout = sites.get("head", 0.0)
+    conv_dropout = training.conv_dropout
+    if conv_dropout is None:
+        conv_dropout = sites.get("conv", 0.0) if training.head == "full" else 0.0
+    elif conv_dropout > 0 and "conv" not in BACKBONES.entry(backbone).info.get("mc_dropout", {}):
+        with_site = [e.name for e in BACKBONES if "conv" in e.info.get("mc_dropout", {})]
+        raise ValueError(f"training.conv_dropout: backbone '{backbone}' declares no dropout site after its "
+                         f"convolutional block (backbones with one: {', '.join(with_site)}); remove it")
+    has_dropout = BACKBONES.entry(backbone).info.get("has_dropout", False)
+    if needs_mc and not has_dropout and head_dropout == 0 and conv_dropout == 0:
+        raise ValueError(f"strategy '{strategy}' needs MC dropout but backbone '{backbone}' has no dropout "
+                         "layer and training.head_dropout is 0; remove it (auto: 0.5) or raise it")
+    return head_dropout, conv_dropout
 
 
 def _resolved_semi_schedule(training: TrainingConfig) -> dict[str, int | None]:

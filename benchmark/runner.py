@@ -118,6 +118,7 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
     test_x, test_y = data.test_x.to(device), data.test_y.to(device)
     pool_size = train_x.shape[0]
+    pool_labels = data.train_y.cpu().numpy()  # read only by initial_strategy: balanced (seed 004 l.203)
     # round 0 uses the (resolved) initial strategy; a schedule picks its own phase by round
     assert cfg.initial_strategy is not None
     params = cfg.strategy_params or {}
@@ -139,7 +140,8 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
         """A freshly initialised backbone, and its auxiliary module when training.aux asks for one."""
         torch.manual_seed(derive_seed(cfg.seed, round_index, "init"))
         head_dropout = cfg.training.head_dropout or 0.0
-        model = build_backbone(cfg.backbone, data.num_classes, data.channels, head_dropout).to(device)
+        model = build_backbone(cfg.backbone, data.num_classes, data.channels, head_dropout,
+                               cfg.training.conv_dropout or 0.0).to(device)
         if init_state is not None:
             from benchmark.pretrain import apply_backbone_state
 
@@ -178,7 +180,8 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
             return pool.unlabeled_outputs()[0].cpu().numpy()
 
         rng = numpy_rng(cfg.seed, round_index, "select")
-        sel_ctx = SelectionContext(unlabeled, labeled, rng, probs, round_index=round_index, pool=pool)
+        sel_ctx = SelectionContext(unlabeled, labeled, rng, probs, round_index=round_index, pool=pool,
+                                   labels=pool_labels if "labels" in strategy.needs else None)
         chosen = np.asarray(strategy.select(sel_ctx, budget), dtype=np.int64)
         if len(np.unique(chosen)) != len(chosen) or not np.isin(chosen, unlabeled).all():
             raise RuntimeError(f"strategy '{strategy.name}' returned duplicate or labeled indices")

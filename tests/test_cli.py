@@ -43,7 +43,7 @@ def test_dry_run_lists_cells_and_runs_nothing(tiny_suite: Path, tmp_path: Path,
     out = capsys.readouterr().out
     for cell in load_suite(tiny_suite).cells:
         assert cell.id in out
-    assert "4 cells, 4 to run" in out
+    assert "4 cells (0 done, 4 pending), 4 to run" in out
     assert not (results / "tiny").exists()
 
 

@@ -75,6 +75,9 @@ def test_required_tables_are_present() -> None:
 
 def test_printed_parses_to_mean_and_std() -> None:
     for n in all_numbers():
+        if n.metric == "accuracy_range":  # 'start-mid-end', spaces of the extraction dropped
+            assert n.start_mid_end == tuple(float(v) for v in n.printed.replace(" ", "").split("-")), n.id
+            continue
         mean, std = parse_printed(n.printed)
         assert n.mean == pytest.approx(mean), n.id
         assert n.std == (pytest.approx(std) if std is not None else None), n.id
@@ -82,9 +85,12 @@ def test_printed_parses_to_mean_and_std() -> None:
 
 def test_units_and_metrics_agree() -> None:
     for n in all_numbers():
-        if n.metric in ("accuracy", "map"):
+        if n.metric == "accuracy_range":
+            assert n.unit == "percent" and n.start_mid_end and all(0 <= v <= 100 for v in n.start_mid_end), n.id
+        elif n.metric in ("accuracy", "map"):
             assert n.unit in ("percent", "fraction"), n.id
-            assert 0 <= n.as_fraction() <= 1, n.id
+            fraction = n.as_fraction()
+            assert fraction is not None and 0 <= fraction <= 1, n.id
         elif n.metric in ("time_saved_hours", "annotation_hours"):
             assert n.unit == "hours", n.id
         else:

@@ -90,6 +90,20 @@ def test_vae_and_discriminator_shapes(channels: int, size: int, latent: int, lay
     assert sum(isinstance(m, torch.nn.Linear) for m in disc.modules()) == 4
 
 
+def test_default_widths_follow_the_official_code() -> None:
+    """github.com/sinhasam/vaal model.py: first conv 128 channels, doubling; z_dim 32; 4 x 512-unit MLP."""
+    params = VAALParams()
+    assert (params.width, params.latent_dim, params.disc_hidden, params.disc_depth) == (128, 32, 512, 4)
+    assert VAAL().params == params
+    vae = VAE(3, 32)
+    convs = [m for m in vae.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [128, 256, 512]  # 32x32: three halvings (official: four)
+    assert vae.fc_mu.out_features == vae.fc_logvar.out_features == 32
+    assert [c.out_channels for c in VAE(1, 8).encoder.modules() if isinstance(c, torch.nn.Conv2d)] == [128]
+    linears = [m for m in Discriminator().modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(32, 512)] + [(512, 512)] * 3 + [(512, 1)]
+
+
 def test_vae_losses_per_sample() -> None:
     x = torch.zeros(3, 1, 2, 2)
     recon = torch.ones(3, 1, 2, 2)

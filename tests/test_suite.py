@@ -13,7 +13,7 @@ from benchmark.cli import main
 from benchmark.config import CellConfig
 from benchmark.errors import ConfigError
 from benchmark.models import BACKBONES
-from benchmark.strategies import STRATEGIES, plain_strategy_names
+from benchmark.strategies import STRATEGIES, initial_strategy_names
 from benchmark.suite import Suite, load_suite
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "suites" / "quickstart.yaml"
@@ -30,7 +30,7 @@ defaults:
 """
 
 ALL_STRATEGIES = ", ".join(STRATEGIES.names())
-PLAIN_STRATEGIES = ", ".join(plain_strategy_names())
+PLAIN_STRATEGIES = ", ".join(initial_strategy_names())
 
 
 # --------------------------------------------------------------------------- helpers
@@ -127,7 +127,8 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
     msg = error_of(path)
     assert f"{path}:{line_no(path, 'matrx:')}:" in msg
     assert "unknown key 'matrx'" in msg
-    assert "Allowed keys here: defaults, description, exclude, include, matrix, name, references." in msg
+    assert ("Allowed keys here: assumptions, defaults, description, exclude, include, matrix, name, "
+            "references.") in msg
     assert "Did you mean 'matrix'?" in msg
 
 
@@ -520,7 +521,8 @@ def test_cli_dry_run_lists_cells(tmp_path: Path, capsys: pytest.CaptureFixture[s
     rc = main(["run", str(path), "--results", str(tmp_path / "results"), "--dry-run"])
     out = capsys.readouterr().out
     assert rc == 0
-    assert "suite 'ok': 2 cells, 2 to run" in out
+    assert "suite 'ok': 2 cells (0 done, 2 pending), 2 to run" in out
+    assert "training images (fwd+bwd)" in out
     for cell in load_suite(path).cells:
         assert cell.id in out
 

@@ -7,6 +7,22 @@ from benchmark.registry import Registry
 
 BACKBONES: Registry = Registry("backbone")
 
+# Where MC dropout goes on the small CNNs, as in Gal, Islam & Ghahramani 2017 ("Deep Bayesian Active
+# Learning with Image Data", their Keras MNIST model): dropout 0.25 after the convolutional block and
+# 0.5 before the classifier. Other backbones without dropout get only the classifier site.
+GAL_MC_DROPOUT = {"conv": 0.25, "head": 0.5}
+HEAD_MC_DROPOUT = {"head": 0.5}
+
+
+def mc_dropout_sites(name: str) -> dict[str, float]:
+    """Dropout sites ("conv": after the convolutional block, "head": before the classifier) and their p that
+    a cell needing MC dropout gets on backbone ``name``; empty for backbones with dropout layers of their own."""
+    info = BACKBONES.entry(name).info
+    if info.get("has_dropout", False):
+        return {}
+    return dict(info.get("mc_dropout", HEAD_MC_DROPOUT))
+
+
 _C = "benchmark.models.cifar_nets"
 for _name, _summary, _min_size, _dropout in (
     ("resnet34_cifar", "ResNet-34 for 32x32 inputs (3x3 stem, no max-pool)", 8, False),
@@ -19,8 +35,9 @@ for _name, _summary, _min_size, _dropout in (
     ("cnn13", "13-layer ConvNet of Laine & Aila 2017 (batch norm, dropout 0.5; seed 004)", 12, True),
     ("lenet", "LeNet-5 style CNN for 28x28 inputs (MNIST-size)", 18, False),
 ):
+    _mc = {"mc_dropout": GAL_MC_DROPOUT} if _name == "lenet" else {}
     BACKBONES.register(_name, f"{_C}:{_name}", _summary, min_image_size=_min_size, has_dropout=_dropout,
-                       imagenet=_name == "resnet34_cifar")
+                       imagenet=_name == "resnet34_cifar", **_mc)
 
 # imagenet=True: benchmark.models.imagenet can load pre-trained weights for init: imagenet
 _T = "benchmark.models.transformer_nets"
@@ -35,7 +52,7 @@ for _name, _summary, _min_size in (
 BACKBONES.register(
     "small_cnn", "benchmark.models.small_cnn:SmallCNN",
     "3-layer CNN with batch norm and global pooling for small inputs (digits, MNIST)",
-    min_image_size=4,
+    min_image_size=4, mc_dropout=GAL_MC_DROPOUT,
 )
 BACKBONES.register(
     "resnet18_cifar", "benchmark.models.resnet_cifar:resnet18_cifar",

@@ -20,6 +20,9 @@ class Backbone(nn.Module):
         super().__init__()
         # replaced by nn.Dropout in build_backbone when training.head_dropout > 0
         self.head_dropout: nn.Module = nn.Identity()
+        # replaced by nn.Dropout when training.conv_dropout > 0; only backbones whose registry entry
+        # declares a "conv" MC-dropout site apply it (after their convolutional block)
+        self.conv_dropout: nn.Module = nn.Identity()
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -37,10 +40,17 @@ class Backbone(nn.Module):
         return self.head(self.head_dropout(embedding)), embedding
 
 
-def build_backbone(name: str, num_classes: int, in_channels: int, head_dropout: float = 0.0) -> Backbone:
-    from benchmark.models import BACKBONES
+def build_backbone(name: str, num_classes: int, in_channels: int, head_dropout: float = 0.0,
+                   conv_dropout: float = 0.0) -> Backbone:
+    """A fresh backbone; ``head_dropout`` / ``conv_dropout`` > 0 put dropout before the classifier / after
+    the convolutional block (the latter only where the registry declares that site)."""
+    from benchmark.models import BACKBONES, mc_dropout_sites
 
     model = BACKBONES.get(name)(num_classes=num_classes, in_channels=in_channels)
     if head_dropout > 0:
         model.head_dropout = nn.Dropout(head_dropout)
+    if conv_dropout > 0:
+        if "conv" not in mc_dropout_sites(name):
+            raise ValueError(f"backbone '{name}' has no dropout site after its convolutional block")
+        model.conv_dropout = nn.Dropout(conv_dropout)
     return model

@@ -376,7 +376,8 @@ class LeNet5(Backbone):
         self.head = nn.Linear(84, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.conv2(self.conv1(x)))
+        # conv_dropout: the MC-dropout site after the convolutional block (Gal et al. 2017)
+        return self.fc(self.conv_dropout(self.conv2(self.conv1(x))))
 
     def tap_points(self) -> list[nn.Module]:
         return [self.conv1, self.conv2]  # 14x14 and 5x5 for a 28x28 input

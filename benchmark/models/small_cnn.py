@@ -21,14 +21,14 @@ class SmallCNN(Backbone):
             _conv_bn_relu(width, 2 * width),
             nn.MaxPool2d(2),
             _conv_bn_relu(2 * width, 4 * width),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
         )
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.embedding_dim = 4 * width
         self.head = nn.Linear(self.embedding_dim, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        # conv_dropout: the MC-dropout site after the convolutional block (Gal et al. 2017), before pooling
+        return self.pool(self.conv_dropout(self.body(x)))
 
     def tap_points(self) -> list[nn.Module]:
         return [self.body[0], self.body[1], self.body[3]]  # the three conv blocks

@@ -21,7 +21,9 @@ from benchmark.pretrain.errors import PretrainCacheError
 from benchmark.store import atomic_write
 
 # Bump when pre-training's recipe changes (heads, augmentation, k-means ...): old caches then miss.
-PRETRAIN_VERSION = 1
+# 2: SimSiam's views gained the Gaussian blur of seed 003 l.111; DeepCluster follows Caron et al.'s code
+# (crop scale 0.08-1 by default, momentum-free top layer)
+PRETRAIN_VERSION = 2
 
 
 def cache_key(dataset_key: str, backbone: str, method: str, seed: int, cfg: PretrainingConfig,

@@ -1,6 +1,18 @@
 """DeepCluster (Caron et al. 2018; seed 004 Sec. III "unsupervised pre-training"): every epoch, cluster
 the features of the whole pool with k-means, take the assignments as pseudo-labels, re-initialise the
-classifier on top of the backbone, and train backbone + classifier with cross-entropy on the pseudo-labels."""
+classifier on top of the backbone, and train backbone + classifier with cross-entropy on the pseudo-labels.
+
+Settings follow Caron et al.'s code (see benchmark/pretrain/settings.py for the numbers and their lines);
+epochs are seed 004's 250 (l.190), set by the suite. What alb does not follow, and why:
+- Sobel filtering (main.sh l.21 ``--sobel``; models/alexnet.py l.35-47: grayscale then two fixed Sobel
+  filters in front of the network): alb's backbones take the image itself, and pre-trained weights must fit
+  the same backbone that active learning fine-tunes on RGB input; not implemented.
+- AlexNet / VGG-16 at 224 px (main.py l.33-35): seed 004 uses its 13-layer network (cnn13) on 32 px images.
+- Clustering features: theirs are the penultimate fully connected layer before its ReLU (main.py l.147);
+  alb's are the backbone's embedding (``model.features``), in eval mode on un-augmented images as theirs
+  (their Resize 256 + CentreCrop 224, main.py l.122-123, has no 32 px counterpart).
+- Their k-means is faiss's (random seeds, 20 iterations, clustering.py l.161-168); alb's is Lloyd's on the
+  device from k-means++ seeds, 20 iterations (benchmark/pretrain/kmeans.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +35,7 @@ from benchmark.pretrain.common import (
     set_lr,
 )
 from benchmark.pretrain.kmeans import balanced_indices, kmeans, preprocess
-from benchmark.pretrain.settings import resolve
+from benchmark.pretrain.settings import DEEPCLUSTER_CROP_SCALE, Hyper, resolve
 from benchmark.training.augment import Normalizer, random_hflip, random_resized_crop
 from benchmark.training.execution import Execution
 from benchmark.training.trainer import split_batches
@@ -36,11 +48,18 @@ TOP_LAYER_STD = 0.01  # DeepCluster's re-initialised classifier: weights ~ N(0, 
 WHITEN = True
 
 
-def augment(x: torch.Tensor, hflip: bool, generator: torch.Generator) -> torch.Tensor:
-    """DeepCluster's training view: random resized crop (scale 0.2-1, the library's strong crop; the paper's
-    0.08 lower bound erases 8x8 digits) and horizontal flip; returns floats on the 0..255 scale."""
-    out = random_resized_crop(x.float() / 255.0, generator) * 255.0
+def augment(x: torch.Tensor, hflip: bool, generator: torch.Generator,
+            scale: tuple[float, float] = DEEPCLUSTER_CROP_SCALE) -> torch.Tensor:
+    """DeepCluster's training view (Caron et al.'s clustering.py l.142-143): random resized crop of area
+    ``scale`` (theirs: torchvision's default 0.08-1; ``pretraining.crop_scale``; on 8x8 digits 0.08 keeps about
+    2x2 pixels, so a digits suite may want 0.2) and horizontal flip; returns floats on the 0..255 scale."""
+    out = random_resized_crop(x.float() / 255.0, generator, scale=scale) * 255.0
     return random_hflip(out, generator) if hflip else out
+
+
+def make_top_sgd(top: nn.Linear, hyper: Hyper) -> torch.optim.SGD:
+    """The top layer's optimiser: same lr and weight decay, no momentum (Caron et al.'s main.py l.235-239)."""
+    return torch.optim.SGD(top.parameters(), lr=hyper.lr, momentum=0.0, weight_decay=hyper.weight_decay)
 
 
 def pseudo_labels(model: Backbone, images: torch.Tensor, normalize: Normalizer, k: int, generator: torch.Generator,
@@ -57,7 +76,7 @@ def pretrain_deepcluster(model: Backbone, images: torch.Tensor, normalize: Norma
     returns the mean cross-entropy on the pseudo-labels of every epoch."""
     check_pool("deepcluster", images)
     hyper = resolve("deepcluster", cfg, num_classes)
-    assert hyper.clusters is not None
+    assert hyper.clusters is not None and hyper.crop_scale is not None
     n, k = images.shape[0], hyper.clusters
     if k > n:
         raise ConfigError(f"deepcluster: pretraining.clusters = {k} but the pool has only {n} images; "
@@ -67,16 +86,16 @@ def pretrain_deepcluster(model: Backbone, images: torch.Tensor, normalize: Norma
     losses: list[float] = []
     for epoch in range(hyper.epochs):
         labels = pseudo_labels(model, images, normalize, k, generator, execution)
-        # a fresh classifier for the fresh pseudo-classes, with a fresh optimiser (no stale momentum)
+        # a fresh classifier for the fresh pseudo-classes, with a fresh optimiser (main.py l.179-181, l.235)
         init_linear(top, generator, std=TOP_LAYER_STD)
-        top_optimizer = make_sgd(top.parameters(), hyper)
+        top_optimizer = make_top_sgd(top, hyper)
         set_lr(optimizer, hyper, epoch)
         set_lr(top_optimizer, hyper, epoch)
         model.train()
         loss_sum = torch.zeros((), device=images.device)
         order = balanced_indices(labels, k, n, generator)
         for idx in split_batches(order, min(hyper.batch_size, n)):
-            x = augment(images[idx], hflip, generator)
+            x = augment(images[idx], hflip, generator, hyper.crop_scale)
             with execution.autocast():
                 logits = top(embed(model, x, normalize, execution))
             loss = F.cross_entropy(logits.float(), labels[idx])

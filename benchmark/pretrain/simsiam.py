@@ -10,6 +10,7 @@ from torch.nn import functional as F
 
 from benchmark.config import PretrainingConfig
 from benchmark.models.base import Backbone
+from benchmark.pretrain.blur import random_gaussian_blur
 from benchmark.pretrain.common import (
     EpochCallback,
     backbone_parameters,
@@ -57,6 +58,14 @@ class SimSiamHeads(nn.Module):
         return self.predictor(z), z
 
 
+def simsiam_view(x: torch.Tensor, hflip: bool, generator: torch.Generator) -> torch.Tensor:
+    """One SimSiam view of a uint8 batch (floats on the 0..255 scale): the strong policy (seed 003 l.109:
+    crop 0.2-1, flip, colour jitter p 0.8, grayscale p 0.2), then Gaussian blur with sigma in [0.1, 2]
+    (seed 003 l.111) applied with p = 0.5 (SimSiam's official recipe; see benchmark.pretrain.blur). Blur
+    after flip instead of before it, as in the official order, changes nothing: the kernel is symmetric."""
+    return random_gaussian_blur(strong_augment(x, hflip, generator), generator)
+
+
 def pretrain_simsiam(model: Backbone, images: torch.Tensor, normalize: Normalizer, hflip: bool,
                      cfg: PretrainingConfig, num_classes: int, generator: torch.Generator, execution: Execution,
                      on_epoch: EpochCallback | None = None) -> list[float]:
@@ -76,7 +85,7 @@ def pretrain_simsiam(model: Backbone, images: torch.Tensor, normalize: Normalize
         loss_sum = torch.zeros((), device=images.device)
         for idx in epoch_batches(n, min(hyper.batch_size, n), generator, images.device):
             x = images[idx]
-            x1, x2 = strong_augment(x, hflip, generator), strong_augment(x, hflip, generator)
+            x1, x2 = simsiam_view(x, hflip, generator), simsiam_view(x, hflip, generator)
             with execution.autocast():
                 # one pass per view, as the paper's code does: batch norm normalises each view on its own
                 p1, z1 = heads(embed(model, x1, normalize, execution))

@@ -6,6 +6,9 @@ Names use alb's vocabulary (registry names, dotted suite keys) so that
 the paper uses a method, backbone or setting alb does not implement yet, the
 entry still uses the name alb will give it (the registries' planned names,
 ``alb list ... --details``) and is reported as "not comparable" until then.
+An entry's ``kind`` says whose number it is: the paper's own measurement, a number
+it quotes from other papers (seed 001 Table 3: start-mid-end accuracy ranges,
+metric ``accuracy_range``, never compared), or its full-training upper bound.
 """
 
 from __future__ import annotations
@@ -39,9 +42,16 @@ class PublishedNumber(BaseModel):
     setting: dict[str, Scalar] = Field(default_factory=dict,
                                        description="protocol as dotted alb suite keys")
     n_labeled: int | None = Field(None, ge=0, description="labels at this number; null = final round")
-    metric: Literal["accuracy", "map", "time_saved_hours", "seconds", "annotation_hours"]
+    metric: Literal["accuracy", "accuracy_range", "map", "time_saved_hours", "seconds", "annotation_hours"]
     unit: Literal["percent", "fraction", "hours", "seconds"]
-    mean: float
+    kind: Literal["measured", "reported_by_others", "full_training"] = Field(
+        "measured", description="measured: the paper's own result under 'setting'; reported_by_others: a number "
+        "the paper quotes from other papers (protocols not given, never compared); full_training: the paper's "
+        "accuracy of training on the whole labeled set, an upper bound for its AL curves")
+    mean: float | None = Field(None, description="the value; null only for metric accuracy_range")
+    start_mid_end: tuple[float, float, float] | None = Field(
+        None, description="metric accuracy_range only: accuracies at the start, middle and end of an AL run, "
+        "printed 'start-mid-end' (seed 001 Table 3)")
     std: float | None = Field(None, ge=0)
     runs: int | None = Field(None, gt=0)
     printed: str = Field(description="the cell's text exactly as it appears in the source file")
@@ -53,7 +63,22 @@ class PublishedNumber(BaseModel):
             raise ValueError(f"{self.id}: n_labeled is null (final round); say in 'note' why")
         return self
 
-    def as_fraction(self) -> float:
+    @model_validator(mode="after")
+    def _range_or_point(self) -> PublishedNumber:
+        """accuracy_range has start_mid_end and no mean / std / runs; every other metric has a mean."""
+        if self.metric == "accuracy_range":
+            if self.start_mid_end is None or self.mean is not None or self.std is not None or self.runs is not None:
+                raise ValueError(f"{self.id}: metric accuracy_range needs start_mid_end and no mean, std or runs")
+        elif self.mean is None or self.start_mid_end is not None:
+            raise ValueError(f"{self.id}: metric {self.metric} needs a mean and no start_mid_end")
+        if self.kind == "reported_by_others" and self.metric != "accuracy_range":
+            raise ValueError(f"{self.id}: kind reported_by_others is only used with metric accuracy_range")
+        return self
+
+    def as_fraction(self) -> float | None:
+        """The value as a fraction; None for a range (not a point value)."""
+        if self.mean is None:
+            return None
         return self.mean / 100.0 if self.unit == "percent" else self.mean
 
     def std_fraction(self) -> float | None:

@@ -41,7 +41,7 @@ class Reference:
     setting: dict[str, Any]
     n_labeled: int | None  # None: the final round
     metric: str
-    mean: float
+    mean: float | None  # None: not a point value (a published accuracy_range)
     std: float | None
     runs: int | None
     source: str
@@ -61,7 +61,9 @@ class Comparison:
 
     @property
     def difference(self) -> float | None:
-        return None if self.ours_mean is None else self.ours_mean - self.reference.mean
+        if self.ours_mean is None or self.reference.mean is None:
+            return None
+        return self.ours_mean - self.reference.mean
 
 
 def from_published(numbers: list[Any]) -> list[Reference]:
@@ -92,6 +94,9 @@ def compare(reference: Reference, frame: pd.DataFrame, abs_tol: float, k: float)
     def verdict(status: Status, reason: str) -> list[Comparison]:
         return [Comparison(reference, status, reason)]
 
+    if reference.metric == "accuracy_range" or reference.mean is None:
+        return verdict("not comparable", "a start-mid-end accuracy range that other papers reported, under "
+                                         "protocols the source does not give: not a point accuracy")
     if reference.metric != "accuracy":
         return verdict("not comparable", f"alb does not measure '{reference.metric}'")
     for kind, registry, name in (("dataset", DATASETS, reference.dataset),

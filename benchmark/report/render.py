@@ -17,7 +17,8 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                   "±": r"$\pm$", "–": "--", "—": "---", "⚠": r"(!)", "≠": r"$\neq$"}
+                   "±": r"$\pm$", "–": "--", "—": "---", "⚠": r"(!)", "≠": r"$\neq$",
+                   "≈": r"$\approx$"}
 _LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX_SPECIALS))
 
 

@@ -7,8 +7,8 @@ Rules for the cases a textbook formula leaves undefined (they are part of the co
 - n = 1: a single seed has no spread, so no interval and no test ("not testable").
 - Pairing is by seed: only seeds both strategies ran enter the paired test; seeds only one of them ran
   are dropped (and counted in the result). Fewer than two common seeds: not testable.
-- Zero variance of the paired differences: identical per-seed values give p = 1 (no difference); the same
-  non-zero difference on every seed gives p = 0 (an exact separation, as with deterministic CPU runs).
+- Zero variance (below ROUND_OFF) of the paired differences: identical per-seed values give p = 1 (no
+  difference); the same non-zero difference on every seed gives p = 0 (an exact separation).
 - Holm's step-down correction is applied across the comparisons of one board (one family per question:
   "vs best", "vs random"). Chosen over Bonferroni because it is uniformly more powerful with the same
   family-wise error guarantee, and over Benjamini-Hochberg because the comparisons share one strategy
@@ -25,6 +25,7 @@ import numpy as np
 from scipy import stats as sps
 
 ALPHA = 0.05  # two-sided significance level of the leaderboard's tests and the 95% intervals
+ROUND_OFF = 1e-12  # spreads and differences this small are float round-off (means of equal values): zero
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,18 @@ def t_interval(values: Sequence[float], confidence: float = 1 - ALPHA) -> Interv
     return Interval(mean, mean - half, mean + half, int(x.size), confidence)
 
 
+def mean_ci(values: Sequence[float], level: float = 1 - ALPHA) -> tuple[float, float, float]:
+    """(mean, low, high) of the Student-t interval as plain floats; with one value the interval is
+    undefined and both bounds are NaN (the module's n = 1 rule, in the float form)."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"confidence level must lie strictly between 0 and 1, got {level}")
+    interval = t_interval(values, level)
+    nan = float("nan")
+    low = nan if interval.low is None else interval.low
+    high = nan if interval.high is None else interval.high
+    return interval.mean, low, high
+
+
 def paired_test(a: Mapping[int, float], b: Mapping[int, float]) -> Test:
     """Paired t-test of a - b over the seeds both ran (keys are seeds)."""
     common = sorted(set(a) & set(b))
@@ -74,8 +87,8 @@ def paired_test(a: Mapping[int, float], b: Mapping[int, float]) -> Test:
     if d.size < 2:
         return Test(mean, None, int(d.size), f"{d.size} common seed{'s' * (d.size != 1)}", dropped)
     sd = float(d.std(ddof=1))
-    if sd == 0.0:
-        return Test(mean, 1.0 if mean == 0.0 else 0.0, int(d.size), "", dropped)
+    if sd <= ROUND_OFF:
+        return Test(mean, 1.0 if abs(mean) <= ROUND_OFF else 0.0, int(d.size), "", dropped)
     t = mean / (sd / math.sqrt(d.size))
     return Test(mean, float(2 * sps.t.sf(abs(t), d.size - 1)), int(d.size), "", dropped)
 
@@ -124,8 +137,8 @@ def welch_vs_reference(ours: Sequence[float], ref_mean: float, ref_std: float | 
     runs = ref_runs if ref_runs and ref_runs > 0 else 1
     v_ref = (ref_std or 0.0) ** 2 / runs
     se = math.sqrt(v_ours + v_ref)
-    if se == 0.0:
-        p = 1.0 if diff == 0.0 else 0.0
+    if se <= ROUND_OFF:
+        p = 1.0 if abs(diff) <= ROUND_OFF else 0.0
         return WelchResult(diff, diff, diff, p, confidence, "no spread on either side")
     # Welch-Satterthwaite; a side with one run (or unknown runs) is treated as known: no df term
     denominator = v_ours ** 2 / (x.size - 1) + (v_ref ** 2 / (runs - 1) if runs > 1 else 0.0)
@@ -148,8 +161,7 @@ class BoardMarks:
     @property
     def tied_with_best(self) -> bool:
         """The best itself, or not separated from it by a test that could run."""
-        return self.is_best or (self.vs_best is not None and self.vs_best.testable
-                                and self.vs_best.p is not None and self.vs_best.p >= ALPHA)
+        return self.is_best or (self.vs_best is not None and self.vs_best.p is not None and self.vs_best.p >= ALPHA)
 
 
 def _adjusted(tests: dict[str, Test]) -> dict[str, Test]:

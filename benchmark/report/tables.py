@@ -11,6 +11,7 @@ import pandas as pd
 from benchmark.report.frame import Protocol, differing_keys, strategy_label, strategy_params_of
 from benchmark.report.metrics import aubc, labels_to_reach
 from benchmark.report.references import Comparison
+from benchmark.report.stats import ALPHA, BoardMarks, Interval, Test, board_marks
 
 MAX_LABEL_COLUMNS = 5
 
@@ -114,8 +115,53 @@ def results_tables(frame: pd.DataFrame, comparisons: list[Comparison],
     return tables
 
 
+def _ci(interval: Interval) -> str:
+    if interval.low is None or interval.high is None:
+        return "– (1 seed)"
+    return f"[{100 * interval.low:.2f}, {100 * interval.high:.2f}]"
+
+
+def _p(test: Test) -> str:
+    return f"p={test.p:.2g}" if test.p is not None else f"not testable: {test.why}"
+
+
+def _vs_best(marks: BoardMarks) -> str:
+    if marks.is_best or marks.vs_best is None:
+        return "best"
+    test = marks.vs_best
+    if test.p is None:
+        return f"? {100 * test.difference:+.2f} ({_p(test)})"
+    word = "≈best" if marks.tied_with_best else "below best"
+    return f"{word} ({100 * test.difference:+.2f}, {_p(test)})"
+
+
+def _vs_random(marks: BoardMarks, has_random: bool) -> str:
+    if not has_random:
+        return "–"
+    test = marks.vs_random
+    if test is None:
+        return "(random itself)"
+    if test.p is None:
+        return f"{100 * test.difference:+.2f} ({_p(test)})"
+    word = "n.s." if test.p >= ALPHA else ("better" if test.difference > 0 else "worse")
+    return f"{100 * test.difference:+.2f} ({_p(test)}, {word})"
+
+
+def _shared_ranks(order: list[BoardMarks]) -> list[str]:
+    """Rank 1 for the best and every strategy not separated from it; competition ranks after them."""
+    return ["1" if m.tied_with_best else str(i + 1) for i, m in enumerate(order)]
+
+
+LEGEND = ("AUBC 95% CI: Student-t interval of the mean over seeds. vs best: paired t-test over the seeds both ran, "
+          "against the strategy with the highest mean; ≈best = not separated at alpha = 0.05 (shares rank 1), "
+          "below best = separated. vs random: the same test against random sampling; better / worse / n.s. "
+          "(not significant). Both p-value families are Holm-corrected across the board; differences in AUBC "
+          "points. Not testable: fewer than 2 common seeds (ranked by mean, no tie claimed).")
+
+
 def leaderboard_tables(frame: pd.DataFrame) -> list[Table]:
-    """Per benchmark (one exact protocol): strategies ranked by AUBC."""
+    """Per benchmark (one exact protocol): strategies ranked by AUBC, with t intervals and paired tests
+    against the best and against random (stats.board_marks)."""
     tables = []
     for protocol, (title, keys) in protocol_titles(frame).items():
         rows = frame[frame["protocol"] == protocol]
@@ -124,29 +170,37 @@ def leaderboard_tables(frame: pd.DataFrame) -> list[Table]:
         if not random_rows.empty:
             n_r, a_r = mean_curve(random_rows)
             target = float(a_r[-1])
-        entries = []
+        per_seed_aubc: dict[str, dict[int, float]] = {}
+        cells: dict[str, list[str]] = {}
         for label, srows in rows.groupby("strategy_label", sort=True):
-            per_seed = [aubc(n, a) for n, a in cell_curves(srows)]
+            per_seed_aubc[str(label)] = {int(seed): aubc(g["n_labeled"].to_numpy(), g["accuracy"].to_numpy())
+                                         for seed, g in srows.groupby("seed")}
+            per_seed = list(per_seed_aubc[str(label)].values())
             last = srows[srows["round"] == srows.groupby("cell_id")["round"].transform("max")]
             final = last.groupby("seed")["accuracy"].mean()
             efficiency = float("nan")
             if target is not None:
                 efficiency = labels_to_reach(n_r, a_r, target) / labels_to_reach(*mean_curve(srows), target)
             per_round = srows.groupby("cell_id")[["train_seconds", "query_seconds"]].mean()
-            entries.append((float(np.mean(per_seed)), [
-                str(label), _pm(float(np.mean(per_seed)), _std(pd.Series(per_seed))),
-                _pm(float(final.mean()), _std(final)),
+            cells[str(label)] = [
+                _pm(float(np.mean(per_seed)), _std(pd.Series(per_seed))), _pm(float(final.mean()), _std(final)),
                 "–" if np.isnan(efficiency) else f"{efficiency:.2f}x",
                 f"{per_round['train_seconds'].mean():.2f}", f"{per_round['query_seconds'].mean():.3f}",
-                str(srows["seed"].nunique())]))
-        entries.sort(key=lambda e: -e[0])
-        body = [[str(i + 1), *cells] for i, (_, cells) in enumerate(entries)]
+                str(srows["seed"].nunique())]
+        marks = board_marks(per_seed_aubc, "random")
+        order = sorted(marks, key=lambda n: (not marks[n].tied_with_best, -marks[n].interval.mean, n))
+        ranks = _shared_ranks([marks[n] for n in order])
+        has_random = "random" in marks
+        body = [[rank, name, cells[name][0], _ci(marks[name].interval), _vs_best(marks[name]),
+                 _vs_random(marks[name], has_random), *cells[name][1:]]
+                for rank, name in zip(ranks, order, strict=True)]
         efficiency_header = ("label efficiency at random's final accuracy"
                              + (f" ({100 * target:.2f}%)" if target is not None else " (no random baseline)"))
-        headers = ["rank", "strategy", "AUBC (%)", "final accuracy (%)", efficiency_header,
-                   "train s / round", "query s / round", "seeds"]
+        headers = ["rank", "strategy", "AUBC (%)", "AUBC 95% CI", "vs best", "vs random", "final accuracy (%)",
+                   efficiency_header, "train s / round", "query s / round", "seeds"]
         notes = ["Ranked by AUBC: the mean accuracy over the budget (area under the learning curve "
-                 "divided by its label range), mean ± std over seeds."]
+                 "divided by its label range), mean ± std over seeds; strategies not separated from the best "
+                 "share rank 1.", LEGEND]
         if keys:
             notes.insert(0, f"⚠ protocol differs from other {_pair(protocol)} boards in: {', '.join(keys)}; "
                             "not ranked together with them")

@@ -104,6 +104,11 @@ STRATEGIES.register("waal", "benchmark.strategies.waal:WAAL", "WAAL: smallest lo
                     "vs unlabeled data (Shui et al. 2020; seed 001); sets training.aux: wasserstein",
                     kind="plain", needs=("probs", "wasserstein"))
 
+STRATEGIES.register("balanced", "benchmark.strategies.balanced:BalancedInitial",
+                    "initial set only (initial_strategy: balanced): class counts as equal as possible, drawn "
+                    "at random within each class using the pool's true labels (seed 004 l.203)",
+                    kind="initial", needs=("labels",))
+
 
 def phase_strategies(strategy: str, initial_strategy: str | None) -> tuple[str, str]:
     """(strategy for the initial set, strategy for the query rounds) of a cell."""
@@ -115,3 +120,8 @@ def phase_strategies(strategy: str, initial_strategy: str | None) -> tuple[str, 
 
 def plain_strategy_names() -> list[str]:
     return [e.name for e in STRATEGIES if e.info["kind"] == "plain"]
+
+
+def initial_strategy_names() -> list[str]:
+    """Values of ``initial_strategy``: every plain strategy and those that only pick the initial set."""
+    return [e.name for e in STRATEGIES if e.info["kind"] in ("plain", "initial")]

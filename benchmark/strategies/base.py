@@ -21,7 +21,8 @@ class SelectionContext:
     softmax outputs of the current model on ``unlabeled`` (rows aligned with
     it), computed in eval mode without augmentation. ``pool`` gives strategies that need
     more (embeddings, the labeled set's features, MC-dropout passes, the network) the same
-    cached forward passes, as torch tensors on the training device.
+    cached forward passes, as torch tensors on the training device. ``labels`` are the pool's
+    true labels by pool index, for the one strategy that may read them (``balanced``, initial set only).
     """
 
     unlabeled: np.ndarray
@@ -30,6 +31,7 @@ class SelectionContext:
     probs_fn: Callable[[], np.ndarray] | None = None
     round_index: int = 0
     pool: PoolModel | None = None
+    labels: np.ndarray | None = None
     _probs: np.ndarray | None = field(default=None, repr=False)
 
     def torch_generator(self, device: Any) -> Any:

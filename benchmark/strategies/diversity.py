@@ -381,19 +381,44 @@ def typicality(points: Tensor, k_neighbors: int = 20) -> Tensor:
     return out
 
 
+def typiclust_cluster_order(sizes: np.ndarray, labeled_count: np.ndarray,
+                            min_cluster_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, dropped) cluster ids, each in the authors' visiting order: fewest labeled points, then
+    largest, then lowest id. Kept: more than ``min_cluster_size`` points (labeled + unlabeled)."""
+    ids = np.arange(len(sizes))
+    ordered = ids[np.lexsort((ids, -sizes, labeled_count))]  # lexsort: the last key is the primary one
+    large = sizes[ordered] > min_cluster_size
+    return ordered[large], ordered[~large]
+
+
+def _next_cluster(order: np.ndarray, cursor: int, available: np.ndarray) -> tuple[int, int]:
+    """(first cluster of ``order`` from ``cursor`` on, cyclically, with an unpicked unlabeled point; the
+    cursor after it), or (-1, cursor) when every cluster of ``order`` is used up."""
+    for step in range(len(order)):
+        c = int(order[(cursor + step) % len(order)])
+        if available[c] > 0:
+            return c, cursor + step + 1
+    return -1, cursor
+
+
 def typiclust_select(unlabeled_emb: Tensor, labeled_emb: Tensor | None, budget: int,
                      generator: torch.Generator, k_neighbors: int = 20, max_clusters: int = 500,
                      min_cluster_size: int = 5, iterations: int = 20) -> Tensor:
     """TypiClust (Hacohen, Dekel & Weinshall, "Active Learning on a Budget: Opposite Strategies
-    Suit High and Low Budgets", ICML 2022).
+    Suit High and Low Budgets", ICML 2022), following the authors' selection code
+    (github.com/avihu111/TypiClust, ``deep-al/pycls/al/typiclust.py``).
 
     All points (unlabeled then labeled) are clustered by k-means into ``min(|L| + budget,
-    max_clusters)`` clusters (the cap of 500 is the one of the authors' code, for speed). Then,
-    ``budget`` times: take the cluster with the fewest labeled points (picked points count as
-    labeled), the largest among those (then the lowest id), and pick its most typical unlabeled,
-    unpicked point, typicality = 1 / mean distance to its ``min(k_neighbors, size - 1)`` nearest
-    neighbours within the cluster (all its members). As in the authors' code, clusters smaller than
-    ``min_cluster_size`` come last (used only when no larger cluster has a point left).
+    max_clusters)`` clusters (the authors' cap of 500). Clusters of at most ``min_cluster_size``
+    points (labeled + unlabeled; the authors' ``MIN_CLUSTER_SIZE = 5``) are dropped, and the rest
+    are ordered once by fewest labeled points, then largest, then lowest id
+    (:func:`typiclust_cluster_order`). The ``budget`` picks go round-robin through that order;
+    each takes the most typical point of the cluster's not yet labeled or picked members,
+    typicality = 1 / mean distance to its ``min(k_neighbors, m // 2)`` nearest neighbours among
+    those ``m`` members (the authors' ``K_NN = 20``; the only point left of a cluster is taken).
+    Deviations, for cases where the authors' code fails: a cluster without an unlabeled point left
+    is skipped, and when every kept cluster is used up (or none is larger than ``min_cluster_size``)
+    the dropped ones are visited in the same way.
     Simplified: plain k-means (k-means++ + Lloyd) on the given embeddings, not the paper's
     self-supervised features or scikit-learn's (MiniBatch)KMeans. Returns int64 positions
     into ``unlabeled_emb``, in pick order.
@@ -410,29 +435,22 @@ def typiclust_select(unlabeled_emb: Tensor, labeled_emb: Tensor | None, budget: 
     _, labels = kmeans(x, n_clusters, generator, iterations)
     labels_np = labels.cpu().numpy()
     sizes = np.bincount(labels_np, minlength=n_clusters)
-    labeled_count = np.bincount(labels_np[n:], minlength=n_clusters)
-    available = np.bincount(labels_np[:n], minlength=n_clusters)
-    order = np.argsort(labels_np, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(sizes)])
-    cluster_ids = np.arange(n_clusters)
-    small = (sizes < min_cluster_size).astype(np.int64)
-    picked = np.zeros(n, dtype=bool)
-    typ_cache: dict[int, Tensor] = {}
+    kept, dropped = typiclust_cluster_order(sizes, np.bincount(labels_np[n:], minlength=n_clusters),
+                                            min_cluster_size)
+    remaining = labels_np[:n].copy()  # cluster of each unlabeled point, -1 once picked
+    available = np.bincount(remaining, minlength=n_clusters)
+    cursors = [0, 0]
     picks: list[int] = []
     for _ in range(k):
-        # lexsort: the last key is the primary one
-        rank = np.lexsort((cluster_ids, -sizes, labeled_count, small, available == 0))
-        c = int(rank[0])
-        members = order[starts[c]:starts[c + 1]]
-        if c not in typ_cache:
-            rows = torch.from_numpy(members).to(x.device)
-            typ_cache[c] = typicality(x.index_select(0, rows), k_neighbors).cpu()
-        eligible = torch.from_numpy((members < n) & ~picked[np.minimum(members, n - 1)])
-        scores = torch.where(eligible, typ_cache[c], torch.tensor(-math.inf))
-        pos = int(members[int(torch.argmax(scores).item())])
+        c, cursors[0] = _next_cluster(kept, cursors[0], available)
+        if c < 0:
+            c, cursors[1] = _next_cluster(dropped, cursors[1], available)
+        members = np.flatnonzero(remaining == c)
+        rows = torch.from_numpy(members).to(x.device)
+        typ = typicality(x.index_select(0, rows), min(k_neighbors, len(members) // 2))
+        pos = int(members[int(torch.argmax(typ).item())])
         picks.append(pos)
-        picked[pos] = True
-        labeled_count[c] += 1
+        remaining[pos] = -1
         available[c] -= 1
     return torch.tensor(picks, dtype=torch.long, device=u.device)
 
