@@ -198,9 +198,10 @@ def test_balanced_is_only_an_initial_strategy() -> None:
     with pytest.raises(ValueError, match="use initial_strategy: balanced"):
         cell("balanced")
     assert cell("entropy").initial_strategy == "random"
-    assert CellConfig.model_validate({"dataset": "digits", "backbone": "small_cnn", "strategy": "entropy",
+    balanced = CellConfig.model_validate({"dataset": "digits", "backbone": "small_cnn", "strategy": "entropy",
                                       "initial_strategy": "balanced",
-                                      "budget": {"initial": 10, "query": 10, "rounds": 1}}).initial_strategy == "balanced"
+                                      "budget": {"initial": 10, "query": 10, "rounds": 1}})
+    assert balanced.initial_strategy == "balanced"
 
 
 def test_digits_cell_runs_with_a_balanced_initial_set(tmp_path: Path) -> None:

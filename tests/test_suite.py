@@ -183,8 +183,8 @@ def test_unknown_key_inside_dict_valued_axis(tmp_path: Path) -> None:
     assert f"{path}:{line_no(path, 'training: [{epoch')}:" in msg
     assert "unknown key 'training.epoch'" in msg
     assert ("Allowed keys here: augmentation, aux, aux_detach_epoch, aux_margin, aux_weight, batch_size, "
-            "epoch_length, epochs, head, head_dropout, optimizer, schedule, semi, semi_alpha, semi_gamma, semi_k, "
-            "start, svm_c.") in msg
+            "conv_dropout, epoch_length, epochs, flip, head, head_dropout, optimizer, schedule, semi, semi_alpha, "
+            "semi_batch_size, semi_gamma, semi_graph, semi_k, semi_warmup_epochs, start, svm_c.") in msg
     assert "Did you mean 'epochs'?" in msg
 
 
@@ -302,7 +302,7 @@ def test_unknown_literal_value(tmp_path: Path) -> None:
     msg = error_of(path)
     assert f"{path}:{line_no(path, 'augmentation:')}:" in msg
     assert "key 'training.augmentation'" in msg
-    assert "'none', 'standard' or 'strong'" in msg
+    assert "'none', 'standard', 'strong' or 'resized_crop'" in msg
     assert "Did you mean 'standard'?" in msg
     assert "(got 'standart')" in msg
 
