@@ -390,3 +390,25 @@ def test_label_propagation_builds_the_configured_graph(monkeypatch: pytest.Monke
     train(model, digits.train_x[:20], digits.train_y[:20], cfg, norm, AugmentationSpec(1, False),
           torch.Generator().manual_seed(0), pool_images=digits.train_x[20:60])
     assert seen == [reciprocal, reciprocal]  # one graph per SEMI epoch
+
+
+def test_pad4_crop_is_seed_004s_uniform_4x4_translation() -> None:
+    """Seed 004 l.186 ("4x4 random translations", [33]'s RandomTranslateWithReflect(4)): every integer shift
+    in [-4, 4] x [-4, 4] equally likely. alb's pad-4 crop on CIFAR-10 draws exactly that; only the fill of the
+    uncovered border differs (zeros here, reflection in [33]), which the suite declares."""
+    from benchmark.data import DATASETS
+
+    assert DATASETS.entry("cifar10").info["crop_padding"] == 4
+    n = 16_200
+    images = torch.zeros(n, 1, 32, 32, dtype=torch.uint8)
+    images[:, 0, 16, 16] = 255  # one bright pixel: where it lands is the translation
+    moved = random_crop(images, 4, torch.Generator().manual_seed(0))
+    where = moved.view(n, -1).argmax(dim=1)
+    shifts = torch.stack([where // 32 - 16, where % 32 - 16], dim=1)
+    assert int(shifts.abs().max()) == 4
+    counts = torch.unique(shifts, dim=0, return_counts=True)[1]
+    assert len(counts) == 81  # all 9 x 9 shifts occur
+    expected = n / 81
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < 124.0  # chi-square, 80 degrees of freedom: p ~ 0.001
+    assert int(moved[:, 0].sum(dim=(1, 2)).ne(255).sum()) == 0  # a shift, never a resize: the pixel survives
