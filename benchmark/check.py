@@ -55,6 +55,26 @@ def run_check(suite_path: Path, results_dir: Path, baseline: Path | None, abs_to
     return CheckOutcome(comparisons, suite.assumptions, _assumed(comparisons, frame, suite.assumptions))
 
 
+def save_suite_baseline(suite_path: Path, results_dir: Path, target: Path) -> int:
+    """Write the finished results of every cell of the suite as a baseline file; the number of entries.
+    Raises AlbError while a cell is unfinished."""
+    from benchmark.errors import AlbError
+    from benchmark.report.frame import with_labels
+    from benchmark.report.references import baseline_references, save_baseline
+    from benchmark.store import load_results
+    from benchmark.suite import load_suite
+
+    suite = load_suite(suite_path)
+    frame = load_results(Path(results_dir) / suite.name)
+    done = {c.id for c in suite.cells} & set(frame.get("cell_id", []))
+    if len(done) < len(suite.cells):
+        raise AlbError(f"only {len(done)} of {len(suite.cells)} cells of '{suite.name}' are finished in "
+                       f"{results_dir}; run 'alb run {suite_path}' first")
+    refs = baseline_references(with_labels(frame[frame["cell_id"].isin(done)]), suite.name)
+    save_baseline(refs, target, suite.name)
+    return len(refs)
+
+
 def _assumed(comparisons: list[Comparison], frame: object, assumptions: list[Assumption]) -> list[str]:
     """Per comparison, the suite's assumptions that hold for the cells it compared."""
     from benchmark.assumptions import assumed_marks, compared_cells
@@ -84,7 +104,7 @@ def print_report(outcome: CheckOutcome) -> None:
 
     table = Table(title="alb check", show_lines=False)
     for column in ("reference", "labels", "reference value", "ours (mean ± std, seeds)", "diff [t interval]",
-                   "p (Welch)", "verdict", "why"):
+                   "p (Welch)", "verdict", "why", "component versions"):
         table.add_column(column)
     if outcome.assumptions:  # which of the suite's assumptions the compared cells use (legend below)
         table.add_column("assumed")
@@ -98,7 +118,7 @@ def print_report(outcome: CheckOutcome) -> None:
         ours = "" if c.ours_mean is None else f"{pct(c.ours_mean)} ± {pct(c.ours_std or 0.0)} ({c.seeds})"
         labels = "final" if ref.n_labeled is None else str(ref.n_labeled)
         diff, p = _difference_cells(c)
-        table.add_row(ref.id, labels, ref_value, ours, diff, p, MARKS[c.status], c.reason,
+        table.add_row(ref.id, labels, ref_value, ours, diff, p, MARKS[c.status], c.reason, c.versions,
                       *([outcome.assumed[i] if i < len(outcome.assumed) else ""] if outcome.assumptions else []))
     console = Console(width=200 if not sys.stdout.isatty() else None)
     console.print(table)

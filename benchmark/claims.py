@@ -4,38 +4,27 @@ A claim is ``.claims/<cell_id>.json`` holding the owner (host, pid, token); its
 modification time is the heartbeat, refreshed by a background thread. A claim
 is stale when its owner is a dead process on this host, or when its heartbeat is
 older than ``stale_after`` seconds (owners on other machines sharing the disk).
-Creating or taking over a claim happens under an ``flock`` so two processes
-never both win.
+Creating or taking over a claim happens under an exclusive lock on
+``.claims/<cell_id>.lock`` (:func:`benchmark.ops.locks.exclusive_lock`) so two
+processes never both win.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
+from benchmark.ops.locks import exclusive_lock
 from benchmark.store import atomic_write
 
 HEARTBEAT_SECONDS = 15.0
 STALE_AFTER_SECONDS = 120.0
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -77,7 +66,7 @@ class Claim:
 
     def release(self) -> None:
         self._stop.set()
-        with _locked(self.path.with_suffix(".lock")):
+        with exclusive_lock(self.path.with_suffix(".lock")):
             try:
                 owner = json.loads(self.path.read_text())
             except (OSError, ValueError):
@@ -96,7 +85,7 @@ def try_claim(claims_dir: Path, cell_id: str,
               stale_after: float = STALE_AFTER_SECONDS) -> tuple[Claim | None, bool]:
     """(claim, took_over_stale) or (None, False) when a live process holds the cell."""
     path = claims_dir / f"{cell_id}.json"
-    with _locked(path.with_suffix(".lock")):
+    with exclusive_lock(path.with_suffix(".lock")):
         took_over = path.exists()
         if took_over and not is_stale(path, stale_after):
             return None, False

@@ -160,54 +160,25 @@ def _dry_run(suite: Suite, store: SuiteStore, force: bool, throughput: float | N
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from benchmark.claims import is_stale
+    from benchmark.status import status_lines
     from benchmark.store import SuiteStore
     from benchmark.suite import load_suite
 
     suite = load_suite(args.suite)
-    store = SuiteStore(args.results, suite.name)
-    counts: dict[str, int] = {}
-    for cell in suite.cells:
-        claim = store.claims_dir / f"{cell.id}.json"
-        if store.is_done(cell.id):
-            state = "done"
-        elif claim.exists() and not is_stale(claim):
-            state = "running"
-        elif store.failed_path(cell.id).exists():
-            state = "failed"
-        elif store.progress_path(cell.id).exists():
-            state = "pending (partly done, resumes)"
-        else:
-            state = "pending"
-        counts[state.split()[0]] = counts.get(state.split()[0], 0) + 1
-        print(f"{cell.id}  {state:<30}  {cell.label()}")
-    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    print(f"suite '{suite.name}': {len(suite.cells)} cells: {summary}")
+    print("\n".join(status_lines(suite, SuiteStore(args.results, suite.name))))
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from benchmark.check import DEFAULT_ABS_TOL, DEFAULT_K, print_report, run_check
+    from benchmark.check import DEFAULT_ABS_TOL, DEFAULT_K, print_report, run_check, save_suite_baseline
 
     tolerance = DEFAULT_ABS_TOL if args.tolerance is None else args.tolerance
     k = DEFAULT_K if args.k is None else args.k
     if tolerance < 0 or k < 0:
         raise AlbError("--tolerance and --k must be non-negative")
     if args.save_baseline is not None:
-        from benchmark.report.frame import with_labels
-        from benchmark.report.references import baseline_references, save_baseline
-        from benchmark.store import load_results
-        from benchmark.suite import load_suite
-
-        suite = load_suite(args.suite)
-        frame = load_results(args.results / suite.name)
-        done = {c.id for c in suite.cells} & set(frame.get("cell_id", []))
-        if len(done) < len(suite.cells):
-            raise AlbError(f"only {len(done)} of {len(suite.cells)} cells of '{suite.name}' are finished in "
-                           f"{args.results}; run 'alb run {args.suite}' first")
-        refs = baseline_references(with_labels(frame[frame["cell_id"].isin(done)]), suite.name)
-        save_baseline(refs, args.save_baseline, suite.name)
-        print(f"baseline with {len(refs)} entries written to {args.save_baseline}")
+        entries = save_suite_baseline(args.suite, args.results, args.save_baseline)
+        print(f"baseline with {entries} entries written to {args.save_baseline}")
         return 0
     outcome = run_check(args.suite, args.results, args.baseline, tolerance, k,
                         published=not args.no_published)
@@ -248,15 +219,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     from benchmark.data import DATASETS
     from benchmark.models import BACKBONES
+    from benchmark.registry import shown_facts
     from benchmark.strategies import STRATEGIES
 
     registry = {"strategies": STRATEGIES, "backbones": BACKBONES, "datasets": DATASETS}[args.what]
     width = max(len(name) for name in registry.names())
     for entry in registry:
         if args.details:
-            facts = ", ".join(f"{k}={v}" for k, v in entry.info.items())
-            print(f"{entry.name:<{width}}  {entry.summary}\n{'':<{width}}  [{facts}]")
-            if args.what == "strategies" and entry.info["kind"] == "plain":
+            print(f"{entry.name:<{width}}  {entry.summary}\n{'':<{width}}  [{shown_facts(entry.info)}]")
+            if args.what == "strategies" and entry.info.kind == "plain":
                 print(f"{'':<{width}}  parameters: {_parameters(entry.load())}")
         else:
             print(entry.name)
@@ -264,8 +235,6 @@ def cmd_list(args: argparse.Namespace) -> int:
         print("\nby path: 'npz:PATH' (arrays x_train, y_train, x_test, y_test; uint8 images) and "
               "'image_folder:PATH' / 'image_folder:PATH:SIZE' (PATH/train/<class>/*, PATH/test/<class>/*, "
               "resized to SIZE, default 32)")
-    if args.details and registry.planned():
-        print(f"\nnot implemented yet (suites naming them fail validation): {', '.join(sorted(registry.planned()))}")
     return 0
 
 

@@ -11,37 +11,26 @@ import json
 import typing
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from benchmark.data import dataset_info, is_known_dataset, unknown_dataset_message
+from benchmark.data.view_config import RedundancyConfig, ViewConfig
 from benchmark.data.views import view_pool_size
 from benchmark.errors import ConfigError
 from benchmark.models import BACKBONES, mc_dropout_sites
+from benchmark.registry import EpochFraction
 from benchmark.strategies import STRATEGIES, initial_strategy_names, phase_strategies
+from benchmark.strict_model import StrictModel
 
-# Bump when the meaning of a configuration changes (e.g. the trainer's recipe),
-# so that old results are not mistaken for new ones.
+__all__ = ["RedundancyConfig", "StrictModel", "ViewConfig"]  # re-exported: part of the configuration
+
+# Bump when the meaning of a configuration changes, so that old results are not mistaken for new ones;
+# a change of one component (a strategy, backbone, dataset loader, the trainer, a pre-training method)
+# bumps that component's version instead (benchmark/versions.py).
 PROTOCOL_VERSION = 1
-
-
-# settings the papers vary that alb does not implement yet: a suite using one gets this message, never
-# a run under another protocol
-PLANNED_SETTINGS: dict[str, str] = {}
 
 SSL_METHODS = ("simsiam", "deepcluster", "rotation")
 INIT_CHOICES = ("scratch", "imagenet", *SSL_METHODS, "checkpoint:PATH")
-
-
-def planned_setting(key: str) -> str | None:
-    """What a not-yet-implemented setting is for, if ``key`` (or its parent) is one."""
-    for planned, what in PLANNED_SETTINGS.items():
-        if key == planned or key.startswith(f"{planned}."):
-            return what
-    return None
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class OptimizerConfig(StrictModel):
@@ -198,31 +187,6 @@ class PretrainingConfig(StrictModel):
         return v
 
 
-class RedundancyConfig(StrictModel):
-    unique: int = Field(gt=0, description="number of distinct training images kept (seed 001 A.15: 6000)")
-    copies: int = Field(gt=1, description="how many times each of them appears in the pool (2 or 20)")
-
-
-class ViewConfig(StrictModel):
-    """A modified training pool; the test split is never changed."""
-
-    imbalance: float | list[int] | None = Field(
-        None, description="class imbalance (seed 000): a ratio >= 1 between the largest and the smallest class, "
-        "with class sizes decreasing linearly with the class index (ratio 10 on CIFAR-10: 5000, 4500, ..., 500; "
-        "alb's profile: seed 000 does not give its script's class sizes), or explicit per-class counts")
-    redundancy: RedundancyConfig | None = Field(
-        None, description="seed 001 A.15: 'unique' random images, each repeated 'copies' times")
-
-    @field_validator("imbalance")
-    @classmethod
-    def _imbalance(cls, v: float | list[int] | None) -> float | list[int] | None:
-        if isinstance(v, list) and (not v or any(c < 0 for c in v) or sum(v) == 0):
-            raise ValueError(f"per-class counts must be non-negative with a positive sum, got {v}")
-        if isinstance(v, float | int) and not isinstance(v, list) and v < 1:
-            raise ValueError(f"an imbalance ratio must be >= 1 (largest / smallest class), got {v}")
-        return v
-
-
 class CellConfig(StrictModel):
     dataset: str
     backbone: str
@@ -280,7 +244,7 @@ class CellConfig(StrictModel):
     def _strategy(cls, v: str) -> str:
         if v not in STRATEGIES:
             raise ValueError(STRATEGIES.unknown_message(v))
-        if STRATEGIES.entry(v).info["kind"] == "initial":
+        if STRATEGIES.info(v).kind == "initial":
             raise ValueError(f"{v} picks only the initial set; use initial_strategy: {v} (and any strategy for "
                              "the query rounds)")
         return v
@@ -301,7 +265,7 @@ class CellConfig(StrictModel):
         try:
             dataset = dataset_info(self.dataset)
             # a view changes the pool; its size is None when only loading the data can tell (the runner checks)
-            pool = view_pool_size(dataset, self.view) if self.view is not None else dataset["n_train"]
+            pool = view_pool_size(dataset, self.view)
         except ConfigError as exc:  # reported with the suite file's line like every other invalid value
             raise ValueError(str(exc)) from None
         budget = self.budget.resolved(pool if pool is not None else dataset["n_train"])
@@ -311,7 +275,7 @@ class CellConfig(StrictModel):
                 f"budget: initial + rounds x query = {budget.initial} + {budget.rounds} x "
                 f"{budget.query} = {budget.total} labels, but dataset '{self.dataset}'{view} has "
                 f"only {pool} training images; lower budget.rounds or budget.query")
-        min_size = BACKBONES.entry(self.backbone).info["min_image_size"]
+        min_size = BACKBONES.info(self.backbone).min_image_size
         if dataset["image_size"] < min_size:
             raise ValueError(f"backbone '{self.backbone}' needs images of at least {min_size}px, "
                              f"dataset '{self.dataset}' has {dataset['image_size']}px")
@@ -322,42 +286,31 @@ class CellConfig(StrictModel):
         if self.initial_strategy not in (None, initial):
             raise ValueError(f"strategy '{self.strategy}' is a schedule whose initial strategy is "
                              f"'{initial}'; remove initial_strategy '{self.initial_strategy}'")
-        needs_mc = any("mc_dropout" in STRATEGIES.entry(s).info["needs"] for s in (initial, rounds))
+        phases = tuple(dict.fromkeys((initial, rounds)))
+        needs_mc = any("mc_dropout" in STRATEGIES.info(s).needs for s in phases)
         head_dropout, conv_dropout = _resolved_dropout(self.backbone, self.strategy, self.training, needs_mc)
-        needed = {n for s in (initial, rounds) for n in STRATEGIES.entry(s).info["needs"]}
-        needed_aux = [kind for kind in ("loss_prediction", "discriminator", "wasserstein") if kind in needed]
-        if len(needed_aux) > 1:
-            raise ValueError(f"the strategies of '{self.strategy}' need two different auxiliary modules")
-        aux = self.training.aux
-        if aux is None:
-            aux = needed_aux[0] if needed_aux else "none"
-        elif needed_aux and aux != needed_aux[0]:
-            raise ValueError(f"strategy '{self.strategy}' selects with the {needed_aux[0]} module; remove "
-                             f"training.aux: {aux} (auto: {needed_aux[0]})")
-        detach = self.training.aux_detach_epoch
-        if aux == "loss_prediction" and detach is None:
-            detach = round(0.6 * self.training.epochs)
-        aux_weight = self.training.aux_weight
-        if aux_weight is None:
-            aux_weight = 2e-3 if aux == "wasserstein" else 1.0  # WAAL's alpha: official Test.py
-        epoch_length = self.training.epoch_length or ("pool" if aux == "wasserstein" else "labeled")
-        if epoch_length == "pool" and aux not in ("discriminator", "wasserstein"):
+        training = _with_strategy_settings(self.strategy, phases, self.training)
+        epoch_length = training.epoch_length or "labeled"
+        if epoch_length == "pool" and training.aux not in ("discriminator", "wasserstein"):
             raise ValueError("training.epoch_length: pool pairs labeled with unlabeled batches, which only the "
-                             f"auxiliary modules discriminator and wasserstein train on (training.aux is {aux})")
-        training = self.training.model_copy(update={"head_dropout": head_dropout, "conv_dropout": conv_dropout,
-                                                    "aux": aux,
-                                                    "aux_detach_epoch": detach, "aux_weight": aux_weight,
-                                                    "epoch_length": epoch_length,
-                                                    **_resolved_semi_schedule(self.training)})
+                             f"auxiliary modules discriminator and wasserstein train on (training.aux is "
+                             f"{training.aux})")
+        training = training.model_copy(update={"head_dropout": head_dropout, "conv_dropout": conv_dropout,
+                                               "aux_weight": training.aux_weight or 1.0,
+                                               "epoch_length": epoch_length,
+                                               **_resolved_semi_schedule(self.training)})
         params = _checked_strategy_params(self.strategy, self.strategy_params)
-        combination = _unsupported_combination(self.strategy, training)
+        combination = _unsupported_combination(training)
         if combination:
             raise ValueError(combination)
-        if self.init == "imagenet" and not BACKBONES.entry(self.backbone).info.get("imagenet", False):
-            with_weights = [e.name for e in BACKBONES if e.info.get("imagenet", False)]
+        if self.init == "imagenet" and not BACKBONES.info(self.backbone).imagenet:
+            with_weights = [e.name for e in BACKBONES if e.info.imagenet]
             raise ValueError(f"init 'imagenet': backbone '{self.backbone}' has no ImageNet weights in alb; "
                              f"backbones with them: {', '.join(with_weights) or 'none'}")
         pretraining = (self.pretraining or PretrainingConfig()) if self.init in SSL_METHODS else None
+        if pretraining is not None and pretraining.crop_scale is not None and self.init != "deepcluster":
+            raise ValueError(f"pretraining.crop_scale applies to init: deepcluster only, not {self.init} (SimSiam's "
+                             "crop is the strong policy's 0.2-1); remove it")
         return self.model_copy(update={"initial_strategy": initial, "training": training, "budget": budget,
                                        "pretraining": pretraining, "strategy_params": params})
 
@@ -365,8 +318,12 @@ class CellConfig(StrictModel):
         return self.model_dump(mode="json")
 
     def cell_id(self) -> str:
-        """Content address: the same resolved configuration always gets the same id."""
-        payload = json.dumps({"protocol": PROTOCOL_VERSION, "config": self.canonical()},
+        """Content address: the same resolved configuration, run by the same versions of its components
+        (benchmark/versions.py), always gets the same id."""
+        from benchmark.versions import component_versions
+
+        payload = json.dumps({"protocol": PROTOCOL_VERSION, "config": self.canonical(),
+                              "versions": component_versions(self)},
                              sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -376,8 +333,7 @@ def _checked_strategy_params(strategy: str, params: dict[str, Any] | None) -> di
     Only a suite that sets parameters pays for importing the strategy's module (and torch)."""
     if not params:
         return None
-    info = STRATEGIES.entry(strategy).info
-    if info["kind"] == "schedule":
+    if STRATEGIES.info(strategy).kind == "schedule":
         raise ValueError(f"strategy_params: '{strategy}' is a schedule of two strategies; set no parameters")
     import inspect
 
@@ -403,6 +359,44 @@ def _checked_strategy_params(strategy: str, params: dict[str, Any] | None) -> di
     return checked
 
 
+def _with_strategy_settings(strategy: str, phases: tuple[str, ...], training: TrainingConfig) -> TrainingConfig:
+    """``training`` with what the registry declares for the cell's strategies (benchmark/strategies/__init__.py):
+    each phase strategy's ``requires`` (null -> the value; another value is an error), then, for settings
+    still null, the ``defaults`` of the phase strategies and of the strategies whose auxiliary module the
+    cell trains (WAAL's alpha also when another strategy trains its critic). training.aux left null is none."""
+    values = dict(training)
+    required: dict[str, tuple[Any, str]] = {}
+    for name in phases:
+        for req in STRATEGIES.info(name).requires:
+            key = _training_key(name, req.setting)
+            if key in required and required[key][0] != req.value:
+                raise ValueError(f"the strategies of '{strategy}' need different values of {req.setting}: "
+                                 f"{required[key][0]} ({required[key][1]}) and {req.value} ({name})")
+            required[key] = (req.value, name)
+            if values[key] is None:
+                values[key] = req.value
+            elif values[key] != req.value:
+                raise ValueError(f"strategy '{strategy}' {req.why}; remove {req.setting}: {values[key]} "
+                                 f"(auto: {req.value})")
+    values["aux"] = values["aux"] or "none"
+    owners = [*phases, *(e.name for e in STRATEGIES if e.name not in phases
+                         and any(r.setting == "training.aux" and r.value == values["aux"] for r in e.info.requires))]
+    for name in owners:
+        for setting, default in STRATEGIES.info(name).defaults.items():
+            key = _training_key(name, setting)
+            if values[key] is None:
+                values[key] = default.of(training.epochs) if isinstance(default, EpochFraction) else default
+    return training.model_copy(update=values)
+
+
+def _training_key(strategy: str, setting: str) -> str:
+    """'training.aux' -> 'aux'; strategies declare settings of ``training`` only."""
+    key = setting.removeprefix("training.")
+    if key == setting or key not in TrainingConfig.model_fields:
+        raise AssertionError(f"strategy '{strategy}' declares '{setting}', which is no training.* setting")
+    return key
+
+
 def _resolved_dropout(backbone: str, strategy: str, training: TrainingConfig,
                       needs_mc: bool) -> tuple[float, float]:
     """(head_dropout, conv_dropout) of a cell. With MC dropout, auto puts dropout where the backbone's registry
@@ -417,11 +411,11 @@ def _resolved_dropout(backbone: str, strategy: str, training: TrainingConfig,
     conv_dropout = training.conv_dropout
     if conv_dropout is None:
         conv_dropout = sites.get("conv", 0.0) if training.head == "full" else 0.0
-    elif conv_dropout > 0 and "conv" not in BACKBONES.entry(backbone).info.get("mc_dropout", {}):
-        with_site = [e.name for e in BACKBONES if "conv" in e.info.get("mc_dropout", {})]
+    elif conv_dropout > 0 and "conv" not in (BACKBONES.info(backbone).mc_dropout or {}):
+        with_site = [e.name for e in BACKBONES if "conv" in (e.info.mc_dropout or {})]
         raise ValueError(f"training.conv_dropout: backbone '{backbone}' declares no dropout site after its "
                          f"convolutional block (backbones with one: {', '.join(with_site)}); remove it")
-    has_dropout = BACKBONES.entry(backbone).info.get("has_dropout", False)
+    has_dropout = BACKBONES.info(backbone).has_dropout
     if needs_mc and not has_dropout and head_dropout == 0 and conv_dropout == 0:
         raise ValueError(f"strategy '{strategy}' needs MC dropout but backbone '{backbone}' has no dropout "
                          "layer and training.head_dropout is 0; remove it (auto: 0.5) or raise it")
@@ -442,7 +436,7 @@ def _resolved_semi_schedule(training: TrainingConfig) -> dict[str, int | None]:
             "semi_batch_size": training.semi_batch_size or training.batch_size}
 
 
-def _unsupported_combination(strategy: str, training: TrainingConfig) -> str | None:
+def _unsupported_combination(training: TrainingConfig) -> str | None:
     """Settings that cannot be combined (the trainer would have to guess), as an error message."""
     if training.head != "full" and training.aux != "none":
         return (f"training.head: {training.head} freezes the backbone, which the auxiliary module "
@@ -451,9 +445,6 @@ def _unsupported_combination(strategy: str, training: TrainingConfig) -> str | N
         return "training.semi: label_propagation re-learns the features every epoch; it needs training.head: full"
     if training.semi != "none" and training.aux != "none":
         return f"training.semi: label_propagation cannot be combined with the auxiliary module '{training.aux}'"
-    if training.semi != "none" and "pseudo_labels" in STRATEGIES.entry(strategy).info["needs"]:
-        return (f"strategy '{strategy}' trains on its own pseudo-labels, which label propagation would take for "
-                "true labels (seed 004 does not combine CEAL with SEMI); use training.semi: none")
     if training.semi != "none" and (training.semi_batch_size or training.batch_size) < 2:
         return ("training.semi: label_propagation mixes labeled and pseudo-labeled samples: semi_batch_size "
                 "(auto: batch_size) must be >= 2")

@@ -6,11 +6,18 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmark.runner import CellEvents
 from benchmark.suite import Cell
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+
+class CellEvents:
+    """Callbacks the runner uses to report the progress of one cell; these do nothing."""
+
+    def round_started(self, round_index: int, rounds: int) -> None: ...
+    def epoch_finished(self, epoch: int, epochs: int, loss: float) -> None: ...
+    def round_finished(self, row: dict[str, Any]) -> None: ...
 
 
 class PlainReporter:

@@ -32,7 +32,6 @@ from benchmark.config import (
     config_keys,
     flatten,
     model_at,
-    planned_setting,
 )
 from benchmark.errors import ConfigError
 from benchmark.registry import did_you_mean
@@ -230,12 +229,8 @@ def _check_keys(where: str, keys: list[str], valid: list[str], errors: _Errors,
                 yaml_path: list[str | int]) -> bool:
     ok = True
     for key in keys:
-        if key not in valid or planned_setting(key) is not None:
+        if key not in valid:
             ok = False
-            if (what := planned_setting(key)) is not None:
-                errors.add(f"{where}: setting '{key}' is not implemented in alb yet (planned: {what}); a cell "
-                           "that needs it cannot run", [*yaml_path, key], [*yaml_path, *key.split(".")], yaml_path)
-                continue
             leaves = [v for v in valid if v.count(".") == key.count(".")]
             errors.add(f"{where}: unknown key '{key}'. Allowed: {', '.join(leaves)}."
                        f"{did_you_mean(key, valid)}",

@@ -61,3 +61,35 @@ def test_release_does_not_delete_a_claim_someone_else_took_over(tmp_path: Path) 
     path.write_text(json.dumps({"host": "other", "pid": 1, "token": "new-owner"}))
     claim.release()
     assert json.loads(path.read_text())["token"] == "new-owner"
+
+
+_RACE = """
+import sys
+from pathlib import Path
+from benchmark.claims import try_claim
+sys.stdin.readline()  # the start signal
+won = []
+for i in range(int(sys.argv[2])):
+    claim, _ = try_claim(Path(sys.argv[1]), f"cell{i}")
+    if claim is not None:
+        won.append(i)
+print(" ".join(map(str, won)), flush=True)
+sys.stdin.readline()  # alive, holding its claims, until every process has tried every cell
+"""
+
+
+def test_racing_processes_claim_every_cell_exactly_once(tmp_path: Path) -> None:
+    cells = 30
+    procs = [subprocess.Popen([sys.executable, "-c", _RACE, str(tmp_path), str(cells)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    try:
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        won = [int(i) for p in procs if p.stdout is not None for i in p.stdout.readline().split()]
+        assert sorted(won) == list(range(cells)), "a cell claimed twice or never"
+    finally:
+        for p in procs:
+            p.communicate("done\n", timeout=60)
+    assert all(p.returncode == 0 for p in procs)

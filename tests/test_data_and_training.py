@@ -18,8 +18,8 @@ from benchmark.training.trainer import AugmentationSpec, evaluate, make_schedule
 def test_digits_is_embedded_fixed_and_matches_the_registry(tmp_path: Path) -> None:
     data = load_dataset("digits", tmp_path)
     info = DATASETS.entry("digits").info
-    assert data.train_x.shape == (info["n_train"], 1, 8, 8) and data.train_x.dtype == torch.uint8
-    assert data.test_x.shape[0] == info["n_test"]
+    assert data.train_x.shape == (info.n_train, 1, 8, 8) and data.train_x.dtype == torch.uint8
+    assert data.test_x.shape[0] == info.n_test
     assert sorted(data.train_y.unique().tolist()) == list(range(10))
     assert int(data.train_x.max()) == 255
     again = load_dataset.__wrapped__("digits", tmp_path)  # bypass the cache: the split is fixed

@@ -13,11 +13,11 @@ from benchmark.config import TrainingConfig
 from benchmark.data.base import ImageDataset
 from benchmark.data.loading import load_dataset
 from benchmark.models.base import Backbone, build_backbone
+from benchmark.ops.graph import normalize_graph
 from benchmark.training.augment import Normalizer
 from benchmark.training.heads import ABSENT_CLASS_LOGIT, SVM_MAX_ITER, frozen_features, svm_head_parameters
 from benchmark.training.semi import (
     knn_affinity,
-    normalized_affinity,
     propagate_labels,
     pseudo_label_weights,
 )
@@ -178,7 +178,7 @@ def test_normalized_affinity_is_d_to_the_minus_half_w_d_to_the_minus_half() -> N
     w, dense = _graph()
     d = dense.sum(1)
     expected = dense / np.sqrt(d)[:, None] / np.sqrt(d)[None, :]
-    np.testing.assert_allclose(normalized_affinity(w).to_dense().numpy(), expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(normalize_graph(w).to_dense().numpy(), expected, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("alpha", [0.5, 0.99])
@@ -250,18 +250,18 @@ def test_label_propagation_without_the_pool_says_how_to_pass_it(digits: ImageDat
         train(model, digits.train_x[:20], digits.train_y[:20], cfg, norm, SPEC, torch.Generator())
 
 
-@pytest.mark.parametrize(("training", "aux", "message"), [
-    ({"head": "linear"}, True, "cannot be trained"),
-    ({"semi": "label_propagation"}, True, "not supported together with an auxiliary"),
-    ({"head": "svm", "semi": "label_propagation"}, False, "not supported with training.head: svm"),
+@pytest.mark.parametrize(("training", "message"), [
+    ({"head": "linear", "aux": "discriminator"}, "freezes the backbone"),
+    ({"semi": "label_propagation", "aux": "discriminator"}, "cannot be combined with the auxiliary module"),
+    ({"head": "svm", "semi": "label_propagation"}, "it needs training.head: full"),
 ])
-def test_unsupported_combinations_are_rejected(digits: ImageDataset, training: dict[str, Any], aux: bool,
-                                               message: str) -> None:
-    from benchmark.training.aux import DiscriminatorModule, DiscriminatorTraining
+def test_unsupported_combinations_are_rejected(training: dict[str, Any], message: str) -> None:
+    """The cell's configuration rejects them (the one place that checks), before any training."""
+    from pydantic import ValidationError
 
-    model, norm, cfg = _setup(digits, epochs=1, **training)
-    module = DiscriminatorTraining(DiscriminatorModule(model.embedding_dim), 1.0) if aux else None
-    with pytest.raises(ValueError, match=message):
-        train(model, digits.train_x[:20], digits.train_y[:20], cfg, norm, SPEC, torch.Generator(), None, module,
-              pool_images=digits.train_x[20:40])
+    from benchmark.config import CellConfig
+
+    with pytest.raises(ValidationError, match=message):
+        CellConfig.model_validate({"dataset": "digits", "backbone": "small_cnn", "strategy": "entropy",
+                                   "budget": {"initial": 10, "query": 10, "rounds": 1}, "training": training})
 

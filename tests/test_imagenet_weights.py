@@ -42,7 +42,7 @@ def _assert_head_untouched(model: Backbone, head: dict[str, torch.Tensor]) -> No
 
 
 def test_registry_marks_exactly_the_backbones_the_loader_supports() -> None:
-    flagged = sorted(e.name for e in BACKBONES if e.info.get("imagenet", False))
+    flagged = sorted(e.name for e in BACKBONES if e.info.imagenet)
     assert flagged == imagenet.supported_backbones()
     assert flagged == ["dinov2_small", "resnet18_cifar", "resnet34_cifar", "swin", "vit_small"]
 

@@ -18,7 +18,7 @@ from benchmark.strategies import STRATEGIES
 from benchmark.strategies.balanced import balanced_selection
 from benchmark.strategies.base import SelectionContext
 from benchmark.suite import Suite, parse_suite
-from benchmark.training import trainer
+from benchmark.training import supervised, trainer
 from benchmark.training.augment import Normalizer, resolve_flip
 from benchmark.training.trainer import AugmentationSpec, augment_batch
 
@@ -76,13 +76,13 @@ def test_train_applies_the_flip_setting(setting: str, expected: bool, tmp_path: 
     data = load_dataset("digits", tmp_path)
     info = dataset_info("digits")
     specs: list[bool] = []
-    original = trainer.augment_batch
+    original = supervised.augment_batch
 
     def recording(x: torch.Tensor, kind: str, spec: AugmentationSpec, generator: torch.Generator) -> torch.Tensor:
         specs.append(spec.hflip)
         return original(x, kind, spec, generator)
 
-    monkeypatch.setattr(trainer, "augment_batch", recording)
+    monkeypatch.setattr(supervised, "augment_batch", recording)  # the supervised loop's augmentation
     torch.manual_seed(0)
     model = build_backbone("small_cnn", 10, 1)
     cfg = TrainingConfig.model_validate({"epochs": 1, "batch_size": 32, "flip": setting})

@@ -55,7 +55,7 @@ def test_transformers_tap_feature_maps_and_run_down_to_their_minimum_image_size(
     from benchmark.training.aux import FeatureTaps, build_loss_prediction
 
     info = BACKBONES.entry(name).info
-    assert info["has_dropout"] is False and info["imagenet"] is True
+    assert info.has_dropout is False and info.imagenet is True
     model = _grey_transformer(name).train()
     x = torch.randn(2, 1, 32, 32)
     taps = FeatureTaps(model)
@@ -66,7 +66,7 @@ def test_transformers_tap_feature_maps_and_run_down_to_their_minimum_image_size(
     assert [branch.in_features for branch in module.branches] == channels
     model.eval()
     with torch.no_grad():
-        for size in (info["min_image_size"], 28):  # 28: the digit datasets
+        for size in (info.min_image_size, 28):  # 28: the digit datasets
             assert model(torch.randn(2, 1, size, size)).shape == (2, 3)
 
 

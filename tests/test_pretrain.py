@@ -24,7 +24,7 @@ from benchmark.pretrain import rotation as rotation_module
 from benchmark.pretrain.cache import cache_key
 from benchmark.pretrain.checkpoint import CheckpointError
 from benchmark.pretrain.initial import pretrainer
-from benchmark.pretrain.kmeans import balanced_indices, kmeans, pca_whiten
+from benchmark.pretrain.kmeans import balanced_indices, pca_whiten
 from benchmark.pretrain.rotation import rotate_all
 from benchmark.pretrain.settings import resolve
 from benchmark.pretrain.simsiam import negative_cosine, simsiam_loss
@@ -176,34 +176,6 @@ def test_rotation_labels_match_the_rotation_applied() -> None:
     assert not torch.equal(rotated[3], rotated[0])
     with pytest.raises(ValueError, match="square"):
         rotate_all(torch.zeros(1, 1, 4, 6, dtype=torch.uint8))
-
-
-def _blobs(centres: torch.Tensor, per: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    truth = torch.arange(len(centres)).repeat_interleave(per)
-    return centres[truth] + 0.1 * torch.randn(len(truth), centres.shape[1], generator=gen), truth
-
-
-def test_kmeans_recovers_well_separated_clusters() -> None:
-    x, truth = _blobs(torch.tensor([[0.0, 0, 0], [10, 0, 0], [0, 10, 0], [0, 0, 10], [10, 10, 10]]), 40)
-    result = kmeans(x, 5, torch.Generator().manual_seed(1))
-    pairs = {(int(t), int(label)) for t, label in zip(truth, result.labels, strict=True)}
-    assert len(pairs) == 5 and len({label for _, label in pairs}) == 5, "one cluster per blob"
-    assert result.reseeded == 0
-
-
-def test_kmeans_reseeds_empty_clusters() -> None:
-    x, _ = _blobs(torch.tensor([[0.0, 0], [10, 0], [0, 10]]), 30)
-    init = torch.tensor([[0.0, 0], [5.0, 5.0], [1e4, 1e4]])  # the far centroid gets no point
-    result = kmeans(x, 3, torch.Generator().manual_seed(0), init=init)
-    assert result.reseeded >= 1
-    counts = torch.bincount(result.labels, minlength=3)
-    assert (counts > 0).all() and sorted(counts.tolist()) == [30, 30, 30]
-
-
-def test_kmeans_rejects_more_clusters_than_points() -> None:
-    with pytest.raises(ValueError, match="k = 5"):
-        kmeans(torch.randn(3, 2), 5, torch.Generator())
 
 
 def test_balanced_indices_sample_pseudo_classes_uniformly() -> None:

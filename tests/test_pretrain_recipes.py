@@ -14,7 +14,6 @@ from pydantic import ValidationError
 from benchmark import cli
 from benchmark.config import PretrainingConfig
 from benchmark.data.digits import load_digits_dataset
-from benchmark.errors import ConfigError
 from benchmark.models.base import build_backbone
 from benchmark.pretrain import deepcluster as deepcluster_module
 from benchmark.pretrain import simsiam as simsiam_module
@@ -148,8 +147,13 @@ def test_deepcluster_defaults_follow_caron_et_al() -> None:
 
 
 def test_crop_scale_is_checked() -> None:
-    with pytest.raises(ConfigError, match="deepcluster only"):
-        resolve("simsiam", PretrainingConfig(crop_scale=(0.2, 1.0)), 10)
+    from benchmark.config import CellConfig
+
+    cell = {"dataset": "digits", "backbone": "small_cnn", "strategy": "random",
+            "budget": {"initial": 10, "query": 10, "rounds": 1}, "pretraining": {"crop_scale": (0.2, 1.0)}}
+    assert CellConfig.model_validate({**cell, "init": "deepcluster"}).pretraining.crop_scale == (0.2, 1.0)
+    with pytest.raises(ValidationError, match="deepcluster only"):
+        CellConfig.model_validate({**cell, "init": "simsiam"})
     for bad in ((0.0, 1.0), (0.5, 0.2), (0.2, 1.5)):
         with pytest.raises(ValidationError, match="crop_scale"):
             PretrainingConfig(crop_scale=bad)

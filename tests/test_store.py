@@ -59,6 +59,8 @@ def test_result_file_has_one_row_per_round_config_columns_and_metadata(tmp_path:
     assert set(table["training.epochs"]) == {2}
     assert json.loads(table["training.schedule.milestones"][0]) == [1]
     assert set(table["suite"]) == {"demo"} and set(table["cell_id"]) == {"abc123"}
+    # the versions of the components the cell names, as columns (benchmark/versions.py)
+    assert set(table["version.strategy"]) == {1} and set(table["version.trainer"]) == {1}
     meta = read_cell_metadata(path)
     assert meta["config"] == config and meta["axes"] == ["strategy", "seed"]
 

@@ -251,7 +251,7 @@ def test_probabilities_are_computed_once(name: str) -> None:
 
 @pytest.mark.parametrize("name", SCORE_STRATEGIES)
 def test_model_strategies_need_probabilities(name: str) -> None:
-    assert "probs" in STRATEGIES.entry(name).info["needs"]
+    assert "probs" in STRATEGIES.entry(name).info.needs
     with pytest.raises(RuntimeError, match="no model"):
         select(name, 2, probs=None)
 
@@ -300,7 +300,7 @@ def test_random_covers_the_pool() -> None:
 
 
 def test_random_needs_no_model() -> None:
-    assert STRATEGIES.entry("random").info["needs"] == ()
+    assert STRATEGIES.entry("random").info.needs == ()
     assert len(select("random", 3, probs=None)) == 3
 
 
@@ -318,7 +318,7 @@ def test_random_consumes_only_the_given_generator() -> None:
 
 def test_registered_names() -> None:
     assert {"entropy", "high_confidence", "least_confidence", "margin", "random"} <= set(plain_strategy_names())
-    schedules = [e.name for e in STRATEGIES if e.info["kind"] == "schedule"]
+    schedules = [e.name for e in STRATEGIES if e.info.kind == "schedule"]
     assert schedules == ["hclc", "lchc", "rhc", "rlc"]
 
 
@@ -327,8 +327,8 @@ def test_every_registered_strategy_loads_with_its_name_and_needs(name: str) -> N
     cls = STRATEGIES.get(name)
     assert issubclass(cls, Strategy) and cls.name == name
     info = STRATEGIES.entry(name).info
-    if info["kind"] == "plain":
-        assert tuple(cls.needs) == tuple(info["needs"])
+    if info.kind == "plain":
+        assert cls.needs == info.needs  # read from the registry entry, declared nowhere else
 
 
 @pytest.mark.parametrize("name", ["random", *SCORE_STRATEGIES])
@@ -374,16 +374,16 @@ def test_phase_strategies_unknown() -> None:
 
 def test_schedules_name_plain_strategies() -> None:
     plain = set(plain_strategy_names())
-    schedules = [e for e in STRATEGIES if e.info["kind"] == "schedule"]
+    schedules = [e for e in STRATEGIES if e.info.kind == "schedule"]
     assert {e.name for e in schedules} == {"hclc", "lchc", "rhc", "rlc"}
     for entry in schedules:
-        assert entry.info["initial"] in plain and entry.info["rounds"] in plain
+        assert entry.info.initial in plain and entry.info.rounds in plain
 
 
 # --------------------------------------------------------------------------- every strategy
 
 
-PROBABILITY_ONLY = [n for n in plain_strategy_names() if set(STRATEGIES.entry(n).info["needs"]) <= {"probs"}]
+PROBABILITY_ONLY = [n for n in plain_strategy_names() if set(STRATEGIES.entry(n).info.needs) <= {"probs"}]
 
 
 @pytest.mark.parametrize("name", PROBABILITY_ONLY)

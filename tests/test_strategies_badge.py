@@ -241,7 +241,7 @@ def test_registry_loads_the_classes(name: str) -> None:
     assert cls is {"badge": BADGE, "cluster_margin": ClusterMargin}[name]
     assert cls.name == name
     assert cls.needs == ("probs", "embeddings")
-    assert tuple(STRATEGIES.entry(name).info["needs"]) == cls.needs
+    assert tuple(STRATEGIES.entry(name).info.needs) == cls.needs
 
 
 @pytest.mark.parametrize("name", ["badge", "cluster_margin"])

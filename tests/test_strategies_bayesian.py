@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch
 from conftest import assert_valid_selection as assert_valid
 
 from benchmark.config import CellConfig
-from benchmark.strategies import STRATEGIES
+from benchmark.strategies import STRATEGIES, bayesian
 from benchmark.strategies.base import SelectionContext
 from benchmark.strategies.bayesian import (
     BALD,
@@ -70,6 +71,29 @@ def test_bald_is_zero_when_passes_agree_and_log2_when_they_disagree() -> None:
 
 def test_bald_accepts_numpy_and_float32() -> None:
     np.testing.assert_allclose(bald_scores(HAND.numpy().astype(np.float32)), bald_scores(HAND), atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk_elements", [1 << 24, 7 * 20 * 10])  # one block; blocks of 7 samples
+def test_float32_scores_are_chunked_float64_without_converting_the_whole_stack(
+        chunk_elements: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    probs = torch.softmax(torch.randn(20, 300, 10, generator=torch.Generator().manual_seed(0)) * 3, dim=2)
+    converted: list[int] = []
+    real = bayesian._float64_chunks
+
+    def spy(t: torch.Tensor) -> Iterator[torch.Tensor]:
+        for chunk in real(t):
+            converted.append(chunk.numel())
+            yield chunk
+
+    monkeypatch.setattr(bayesian, "_CHUNK_ELEMENTS", chunk_elements)
+    monkeypatch.setattr(bayesian, "_float64_chunks", spy)
+    for score in (bald_scores, conditional_entropies, mean_std_scores, var_ratio_scores):
+        converted.clear()
+        # the same values as a float64 stack: float64 work, only block by block
+        assert np.array_equal(score(probs), score(probs.double())), score.__name__
+        assert max(converted) <= max(chunk_elements, 20 * 10)
+    picks = batchbald_select(probs, 5, 0, num_samples=200, candidates=50)
+    assert np.array_equal(picks, batchbald_select(probs.double(), 5, 0, num_samples=200, candidates=50))
 
 
 def test_mean_std_known_values() -> None:
@@ -375,7 +399,7 @@ def test_registry_resolves_classes_with_matching_needs() -> None:
     for name, cls in expected.items():
         assert STRATEGIES.get(name) is cls
         assert cls.name == name
-        assert tuple(STRATEGIES.entry(name).info["needs"]) == cls.needs
+        assert tuple(STRATEGIES.entry(name).info.needs) == cls.needs
     assert all(STRATEGIES.get(n)().passes == 20 for n in BAYESIAN)
     with pytest.raises(ValueError):
         BALD(passes=0)

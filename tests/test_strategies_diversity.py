@@ -7,14 +7,15 @@ import pytest
 import torch
 from conftest import assert_valid_selection as assert_valid
 
+from benchmark.ops.kmeans import kmeans
 from benchmark.perf.dense_coreset import dense_kcenter_greedy
 from benchmark.strategies import STRATEGIES
 from benchmark.strategies.base import SelectionContext, Strategy
 from benchmark.strategies.diversity import (
+    KMEANS_LOCAL_TRIALS,
     ball_graph,
     coreset_select,
     estimate_delta,
-    kmeans,
     kmeans_select,
     nearest_distinct_points,
     probcover_select,
@@ -101,7 +102,7 @@ def test_registry_entry(name: str) -> None:
     assert issubclass(cls, Strategy)
     assert cls.name == name
     assert cls.needs == ("embeddings",)
-    assert STRATEGIES.entry(name).info["needs"] == ("embeddings",)
+    assert STRATEGIES.entry(name).info.needs == ("embeddings",)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -242,16 +243,6 @@ def test_kmeans_picks_the_point_nearest_each_blob_centre() -> None:
         assert p == nearest
 
 
-def test_kmeans_recovers_blob_labels() -> None:
-    points, blob, _ = blobs(4, 25, 3, spread=15.0, noise=0.3, seed=8)
-    centres, labels = kmeans(torch.from_numpy(points), 4, gen(1))
-    assert centres.shape == (4, 3)
-    labels_np = labels.numpy()
-    for b in range(4):  # each blob is exactly one cluster
-        assert len(set(labels_np[blob == b].tolist())) == 1
-    assert len(set(labels_np.tolist())) == 4
-
-
 def test_nearest_distinct_points_moves_a_shared_point_to_the_next_closest() -> None:
     x = torch.tensor([[0.0], [1.0], [3.0], [10.0]])
     centres = torch.tensor([[0.2], [0.1], [9.0]])  # both first centres are closest to point 0
@@ -314,7 +305,7 @@ def test_typiclust_caps_the_number_of_clusters() -> None:
     u = torch.from_numpy(points)
     # 2 clusters for 3 blobs: the picks alternate over the 2 clusters, largest first
     picks = typiclust_select(u, None, 4, gen(0), max_clusters=2)
-    _, labels = kmeans(u, 2, gen(0))
+    labels = kmeans(u, 2, gen(0), local_trials=KMEANS_LOCAL_TRIALS).labels
     assert len(set(picks.tolist())) == 4
     counts = np.bincount(labels[picks].numpy(), minlength=2)
     assert counts.tolist() == [2, 2]

@@ -1,4 +1,4 @@
-"""Joint label propagation (jLP, seed 004): graph, CG solve, greedy acquisition, strategy class."""
+"""Joint label propagation (jLP, seed 004): greedy acquisition, strategy class (graph and CG: test_ops_graph)."""
 
 from __future__ import annotations
 
@@ -6,119 +6,17 @@ import numpy as np
 import pytest
 import torch
 from conftest import assert_valid_selection as assert_valid
+from test_ops_graph import dense_graph, dense_normalized
 
+from benchmark.ops.graph import knn_graph
 from benchmark.strategies.base import SelectionContext
-from benchmark.strategies.jlp import (
-    JointLabelPropagation,
-    conjugate_gradient,
-    jlp_select,
-    knn_graph,
-    normalize_graph,
-)
+from benchmark.strategies.jlp import JointLabelPropagation, jlp_select
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def dense_graph(x: np.ndarray, k: int, gamma: float = 3.0, reciprocal: bool = True) -> np.ndarray:
-    """Brute-force affinity matrix: k-NN by cosine (self excluded), reciprocal pairs or union W + W^T."""
-    xn = unit(x.astype(np.float64))
-    cos = xn @ xn.T
-    np.fill_diagonal(cos, -np.inf)
-    knn = np.zeros_like(cos, dtype=bool)
-    nearest = np.argsort(-cos, axis=1, kind="stable")[:, :k]
-    knn[np.arange(len(x))[:, None], nearest] = True
-    weight = np.where(np.isfinite(cos), np.clip(cos, 0.0, None), 0.0) ** gamma
-    if reciprocal:
-        return np.where(knn & knn.T, weight, 0.0)
-    return np.where(knn, weight, 0.0) + np.where(knn.T, weight, 0.0)
-
-
-def dense_normalized(w: np.ndarray) -> np.ndarray:
-    d = w.sum(axis=1)
-    s = np.where(d > 0, 1.0 / np.sqrt(np.where(d > 0, d, 1.0)), 0.0)
-    return s[:, None] * w * s[None, :]
-
-
-def numpy_cg(a: np.ndarray, b: np.ndarray, iterations: int) -> np.ndarray:
-    """Textbook CG in float64, exactly ``iterations`` steps from zero."""
-    x = np.zeros_like(b)
-    r = b.copy()
-    p = r.copy()
-    rs = r @ r
-    for _ in range(iterations):
-        ap = a @ p
-        step = rs / (p @ ap)
-        x += step * p
-        r -= step * ap
-        rs_new = r @ r
-        p = r + rs_new / rs * p
-        rs = rs_new
-    return x
-
-
-# --------------------------------------------------------------------------- graph and solver
-
-
-@pytest.mark.parametrize("reciprocal", [True, False])
-@pytest.mark.parametrize("block_elements", [1 << 24, 150])
-def test_graph_equals_brute_force(reciprocal: bool, block_elements: int) -> None:
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(70, 6)).astype(np.float32) * rng.uniform(0.5, 3.0, size=(70, 1)).astype(np.float32)
-    w = knn_graph(torch.from_numpy(x), k=7, gamma=3.0, reciprocal=reciprocal, block_elements=block_elements)
-    dense = w.to_dense().numpy()
-    assert np.array_equal(dense, dense.T), "not exactly symmetric"
-    assert np.all(np.diag(dense) == 0)
-    expected = dense_graph(x, 7, 3.0, reciprocal)
-    assert np.array_equal(dense > 0, expected > 0)
-    np.testing.assert_allclose(dense, expected, rtol=1e-5, atol=1e-6)
-    if reciprocal:  # an edge (i, j) only when each is among the other's 7 nearest neighbours
-        assert (dense > 0).sum(axis=1).max() <= 7
-
-
-def test_graph_weights_are_cubed_cosines_and_small_pools_shrink_k() -> None:
-    x = torch.tensor([[1.0, 0.0], [2.0, 2.0], [0.0, 3.0]])  # cosines 1/sqrt(2) to the middle, 0 across
-    dense = knn_graph(x, k=50).to_dense().numpy()
-    c = 2 ** -0.5
-    expected = np.array([[0, c**3, 0], [c**3, 0, c**3], [0, c**3, 0]])
-    np.testing.assert_allclose(dense, expected, rtol=1e-6)  # k = 50 > n - 1: every point's 2 neighbours
-    assert knn_graph(torch.ones(1, 4)).to_dense().tolist() == [[0.0]]
-
-
-def test_normalisation_is_symmetric_degree_scaling() -> None:
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(50, 4)).astype(np.float32)
-    w = knn_graph(torch.from_numpy(x), k=5)
-    np.testing.assert_allclose(normalize_graph(w).to_dense().numpy(), dense_normalized(w.to_dense().numpy()),
-                               rtol=1e-5, atol=1e-7)
-
-
-@pytest.mark.parametrize("alpha", [0.5, 0.99])
-def test_cg_equals_dense_solve(alpha: float) -> None:
-    rng = np.random.default_rng(2)
-    x = rng.normal(size=(60, 5)).astype(np.float32)
-    w_norm = normalize_graph(knn_graph(torch.from_numpy(x), k=8))
-    wn = w_norm.to_dense().numpy().astype(np.float64)
-    y = np.zeros(60)
-    y[[3, 17, 40]] = 1.0
-    a = np.eye(60) - alpha * wn
-    exact = np.linalg.solve(a, y)
-    h = conjugate_gradient(w_norm, torch.from_numpy(y).float(), alpha, iterations=300, tol=1e-7).numpy()
-    np.testing.assert_allclose(h, exact, rtol=1e-4, atol=1e-5 * np.abs(exact).max())
-    # the default: Iscen et al.'s 20 CG steps, the truncated solution rather than the exact one
-    h20 = conjugate_gradient(w_norm, torch.from_numpy(y).float(), alpha).numpy()
-    np.testing.assert_allclose(h20, numpy_cg(a, y, 20), rtol=1e-4, atol=1e-5 * np.abs(exact).max())
-    warm = conjugate_gradient(w_norm, torch.from_numpy(y).float(), alpha, iterations=300, tol=1e-7,
-                              x0=torch.from_numpy(h20).float()).numpy()
-    np.testing.assert_allclose(warm, exact, rtol=1e-4, atol=1e-5 * np.abs(exact).max())
-    assert conjugate_gradient(w_norm, torch.zeros(60), alpha).abs().max() == 0
 
 
 # --------------------------------------------------------------------------- acquisition

@@ -16,7 +16,7 @@ from benchmark.suite import parse_suite
 @pytest.mark.parametrize("name", STRATEGIES.names())
 def test_strategy_runs_in_a_real_cell(name: str, tmp_path: Path) -> None:
     # a strategy that picks only the initial set runs as initial_strategy, with random query rounds
-    picks = ({"strategy": "random", "initial_strategy": name} if STRATEGIES.entry(name).info["kind"] == "initial"
+    picks = ({"strategy": "random", "initial_strategy": name} if STRATEGIES.entry(name).info.kind == "initial"
              else {"strategy": name})
     # VAAL's official 128-channel VAE is slow on a shared CPU; the selection contract is the same when narrow
     narrow: dict[str, object] = {"strategy_params": {"width": 16}} if name == "vaal" else {}
@@ -31,5 +31,5 @@ def test_strategy_runs_in_a_real_cell(name: str, tmp_path: Path) -> None:
     chosen = np.concatenate([r["selected"] for r in rows])
     assert len(chosen) == 42 and len(np.unique(chosen)) == 42
     assert ((chosen >= 0) & (chosen < 1347)).all()
-    if "mc_dropout" in STRATEGIES.entry(name).info.get("needs", ()):
+    if "mc_dropout" in STRATEGIES.entry(name).info.needs:
         assert cell.config.training.head_dropout == 0.5  # said in the results: a dropout layer was added

@@ -849,34 +849,6 @@ def test_ids_change_with_strategy_and_seed(tmp_path: Path) -> None:
     assert len({c.id for c in suite.cells}) == len(suite.cells) == 9
 
 
-@pytest.mark.parametrize(("where", "text", "expected"), [
-    ("strategy", "  strategy: hlh\n", "strategy 'hlh' is not implemented in alb yet"),
-    ("setting", "  training.svm_c: 2.0\n", "setting 'training.svm_c' is not implemented in alb yet"),
-])
-def test_papers_settings_alb_lacks_fail_validation_instead_of_running_something_else(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, text: str, expected: str) -> None:
-    import benchmark.config
-    from benchmark.strategies import STRATEGIES
-
-    # every setting and strategy of the papers is implemented now; pretend some are not to test the mechanism
-    monkeypatch.setitem(benchmark.config.PLANNED_SETTINGS, "training.svm_c", "a planned setting")
-    monkeypatch.setitem(STRATEGIES._planned, "hlh", "a planned strategy")
-    path = write_suite(tmp_path, f"""\
-defaults:
-  dataset: digits
-  backbone: small_cnn
-  strategy: entropy
-  budget: {{initial: 20, query: 20, rounds: 2}}
-matrix:
-  seed: [0]
-include:
-  - {{{text.strip().replace(": ", ": ", 1)}}}
-""")
-    msg = error_of(path)
-    assert expected in msg, msg
-    assert "cannot run" in msg
-
-
 def test_budgets_in_percent_of_the_pool_resolve_to_counts(tmp_path: Path) -> None:
     percent = suite_of(tmp_path, BASE.replace("{initial: 20, query: 20, rounds: 8}",
                                               "{initial: '1%', query: '0.5%', rounds: 3}")

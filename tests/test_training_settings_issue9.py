@@ -13,8 +13,9 @@ from pydantic import ValidationError
 
 import benchmark.training.augment as augment_module
 import benchmark.training.heads as heads_module
+import benchmark.training.loop as loop_module
 import benchmark.training.semi as semi_module
-import benchmark.training.trainer as trainer_module
+import benchmark.training.supervised as supervised_module
 from benchmark.config import CellConfig, TrainingConfig
 from benchmark.data import dataset_info
 from benchmark.data.base import ImageDataset
@@ -114,7 +115,7 @@ def test_every_policy_obeys_flip(monkeypatch: pytest.MonkeyPatch, digits: ImageD
         return real(images, generator)
 
     monkeypatch.setattr(augment_module, "random_hflip", counting)  # strong, resized_crop
-    monkeypatch.setattr(trainer_module, "random_hflip", counting)  # standard
+    monkeypatch.setattr(loop_module, "random_hflip", counting)  # standard
     out = augment_batch(digits.train_x[:16], policy, _digits_spec(setting), torch.Generator().manual_seed(0))
     assert out.shape == (16, 1, 8, 8)
     assert calls == ([16] if setting == "on" else [])
@@ -136,7 +137,7 @@ def _spy_specs(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[Augmentatio
 @pytest.mark.parametrize("training", [{}, {"head": "linear"}, {"semi": "label_propagation", "semi_k": 5}])
 def test_train_applies_flip_on_every_path(monkeypatch: pytest.MonkeyPatch, digits: ImageDataset, setting: str,
                                           flips: bool, training: dict[str, Any]) -> None:
-    specs = [_spy_specs(monkeypatch, m) for m in (trainer_module, heads_module, semi_module)]
+    specs = [_spy_specs(monkeypatch, m) for m in (supervised_module, heads_module, semi_module)]
     model, norm, cfg = _setup(digits, epochs=1, batch_size=16, flip=setting, **training)
     dataset_default = AugmentationSpec(1, False)  # digits: the registry says no flips
     train(model, digits.train_x[:20], digits.train_y[:20], cfg, norm, dataset_default, torch.Generator().manual_seed(0),
@@ -324,7 +325,7 @@ def _record_batches(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[int]:
 @pytest.mark.parametrize("warmup", [None, 0, 2])
 def test_label_propagation_runs_the_warm_up_at_batch_size_then_semi_at_semi_batch_size(
         monkeypatch: pytest.MonkeyPatch, digits: ImageDataset, warmup: int | None) -> None:
-    sup_batches = _record_batches(monkeypatch, trainer_module)  # train_supervised (SUP, line 4)
+    sup_batches = _record_batches(monkeypatch, supervised_module)  # train_supervised (SUP, line 4)
     semi_batches = _record_batches(monkeypatch, semi_module)  # the SEMI epochs (line 7)
     model, norm, cfg = _setup(digits, epochs=3, batch_size=8, semi="label_propagation", semi_k=5,
                               semi_warmup_epochs=warmup, semi_batch_size=32)
@@ -398,7 +399,7 @@ def test_pad4_crop_is_seed_004s_uniform_4x4_translation() -> None:
     uncovered border differs (zeros here, reflection in [33]), which the suite declares."""
     from benchmark.data import DATASETS
 
-    assert DATASETS.entry("cifar10").info["crop_padding"] == 4
+    assert DATASETS.entry("cifar10").info.crop_padding == 4
     n = 16_200
     images = torch.zeros(n, 1, 32, 32, dtype=torch.uint8)
     images[:, 0, 16, 16] = 255  # one bright pixel: where it lands is the translation

@@ -17,6 +17,7 @@ from benchmark.config import CellConfig
 from benchmark.models.base import build_backbone
 from benchmark.store import load_results
 from benchmark.strategies.base import SelectionContext
+from benchmark.strategies.pool_model import PoolModel
 from benchmark.strategies.waal import WAAL, loss_upper_bound, waal_scores
 from benchmark.training.wasserstein import (
     WassersteinCritic,
@@ -62,13 +63,15 @@ class _FakeAux:
     def __init__(self, scores: torch.Tensor) -> None:
         self.scores = scores
 
-    def critic_scores(self, embeddings: torch.Tensor) -> torch.Tensor:
+    def unlabeled_scores(self, pool: PoolModel) -> torch.Tensor:
         return self.scores
 
 
-class _FakePool:
+class _FakePool(PoolModel):
+    """The pool model's own module checks, with given probabilities instead of forward passes."""
+
     def __init__(self, probs: torch.Tensor, aux: Any) -> None:
-        self.probs, self.aux = probs, aux
+        self.probs, self.aux, self._module_scores = probs, aux, {}
 
     def unlabeled_outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.probs, torch.zeros(self.probs.shape[0], 3)
@@ -219,8 +222,7 @@ def test_waal_cell_runs_through_the_cli(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("epoch_length", "steps_per_epoch"), [("labeled", 2), ("pool", 7)])
-def test_pool_epochs_pair_every_unlabeled_sample_once(monkeypatch: pytest.MonkeyPatch, epoch_length: str,
-                                                       steps_per_epoch: int) -> None:
+def test_pool_epochs_pair_every_unlabeled_sample_once(epoch_length: str, steps_per_epoch: int) -> None:
     from types import SimpleNamespace
 
     import benchmark.training.trainer as trainer
@@ -234,9 +236,9 @@ def test_pool_epochs_pair_every_unlabeled_sample_once(monkeypatch: pytest.Monkey
         batches.append(x)
         return model(x.float()).sum() * 0.0
 
-    monkeypatch.setattr(trainer, "_batch_loss", fake_loss)
     model = build_backbone("small_cnn", 10, 1)
-    aux = SimpleNamespace(module=torch.nn.Linear(1, 1), unlabeled_images=torch.zeros(50, 1, 8, 8, dtype=torch.uint8))
+    aux = SimpleNamespace(module=torch.nn.Linear(1, 1), unlabeled_images=torch.zeros(50, 1, 8, 8, dtype=torch.uint8),
+                          training_loss=fake_loss)
     images = torch.randint(0, 255, (10, 1, 8, 8), dtype=torch.uint8)
     cfg = TrainingConfig.model_validate({"epochs": 2, "batch_size": 8, "augmentation": "none",
                                          "epoch_length": epoch_length})

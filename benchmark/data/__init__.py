@@ -33,66 +33,65 @@ from typing import Any
 import numpy as np
 
 from benchmark.errors import ConfigError
-from benchmark.registry import Registry
+from benchmark.registry import DatasetInfo, Registry
 
-DATASETS: Registry = Registry("dataset")
+DATASETS: Registry[Any, DatasetInfo] = Registry("dataset", DatasetInfo)
 
 _TV = "benchmark.data.torchvision_sets"
 _IMG = "benchmark.data.image_sets"
 
-# info keys: n_train, n_test, num_classes, channels, image_size, crop_padding, hflip, balanced
-# (balanced: every class has n_train // num_classes train images; otherwise CLASS_COUNTS has them)
+# facts: see DatasetInfo (datasets that are not balanced have their class sizes in CLASS_COUNTS)
 DATASETS.register(
     "digits", "benchmark.data.digits:load_digits_dataset",
     "scikit-learn's embedded 8x8 handwritten digits (1,797 images, 10 classes); offline",
-    n_train=1347, n_test=450, num_classes=10, channels=1, image_size=8,
-    crop_padding=1, hflip=False, balanced=False,
+    DatasetInfo(n_train=1347, n_test=450, num_classes=10, channels=1, image_size=8,
+                crop_padding=1, hflip=False, balanced=False),
 )
 DATASETS.register(
     "mnist", f"{_TV}:load_mnist", "MNIST 28x28 handwritten digits (torchvision download)",
-    n_train=60000, n_test=10000, num_classes=10, channels=1, image_size=28,
-    crop_padding=2, hflip=False, balanced=False,
+    DatasetInfo(n_train=60000, n_test=10000, num_classes=10, channels=1, image_size=28,
+                crop_padding=2, hflip=False, balanced=False),
 )
 DATASETS.register(
     "fashion_mnist", f"{_TV}:load_fashion_mnist",
     "Fashion-MNIST 28x28 clothing images (torchvision download)",
-    n_train=60000, n_test=10000, num_classes=10, channels=1, image_size=28,
-    crop_padding=2, hflip=True, balanced=True,
+    DatasetInfo(n_train=60000, n_test=10000, num_classes=10, channels=1, image_size=28,
+                crop_padding=2, hflip=True, balanced=True),
 )
 DATASETS.register(
     "cifar10", f"{_TV}:load_cifar10", "CIFAR-10 32x32 colour images, 10 classes",
-    n_train=50000, n_test=10000, num_classes=10, channels=3, image_size=32,
-    crop_padding=4, hflip=True, balanced=True,
+    DatasetInfo(n_train=50000, n_test=10000, num_classes=10, channels=3, image_size=32,
+                crop_padding=4, hflip=True, balanced=True),
 )
 DATASETS.register(
     "cifar100", f"{_TV}:load_cifar100", "CIFAR-100 32x32 colour images, 100 classes",
-    n_train=50000, n_test=10000, num_classes=100, channels=3, image_size=32,
-    crop_padding=4, hflip=True, balanced=True,
+    DatasetInfo(n_train=50000, n_test=10000, num_classes=100, channels=3, image_size=32,
+                crop_padding=4, hflip=True, balanced=True),
 )
 DATASETS.register(
     "svhn", f"{_TV}:load_svhn", "SVHN 32x32 house numbers (train split, no 'extra')",
-    n_train=73257, n_test=26032, num_classes=10, channels=3, image_size=32,
-    crop_padding=4, hflip=False, balanced=False,
+    DatasetInfo(n_train=73257, n_test=26032, num_classes=10, channels=3, image_size=32,
+                crop_padding=4, hflip=False, balanced=False),
 )
 # seed 000 (resnet18_tin_new.py) trains with RandomResizedCrop(64) + flip + colour jitter; alb keeps its one
 # standard augmentation (pad-and-crop, here 8 px = 1/8 of the side as for CIFAR, plus flips).
 DATASETS.register(
     "tiny_imagenet", f"{_IMG}:load_tiny_imagenet",
     "Tiny ImageNet 64x64, 200 classes; train (500 per class) as the pool, the labelled val split as test",
-    n_train=100000, n_test=10000, num_classes=200, channels=3, image_size=64,
-    crop_padding=8, hflip=True, balanced=True,
+    DatasetInfo(n_train=100000, n_test=10000, num_classes=200, channels=3, image_size=64,
+                crop_padding=8, hflip=True, balanced=True),
 )
 DATASETS.register(
     "caltech101", f"{_IMG}:load_caltech101",
     "Caltech-101 (101 categories, no background), resized to 64x64 RGB; fixed stratified "
     "5,800 / 2,877 split as in seed 002",
-    n_train=5800, n_test=2877, num_classes=101, channels=3, image_size=64,
-    crop_padding=8, hflip=True, balanced=False,
+    DatasetInfo(n_train=5800, n_test=2877, num_classes=101, channels=3, image_size=64,
+                crop_padding=8, hflip=True, balanced=False),
 )
 DATASETS.register(
     "stl10", f"{_IMG}:load_stl10", "STL-10 96x96, 10 classes; the labelled train split (5,000) as the pool",
-    n_train=5000, n_test=8000, num_classes=10, channels=3, image_size=96,
-    crop_padding=12, hflip=True, balanced=True,
+    DatasetInfo(n_train=5000, n_test=8000, num_classes=10, channels=3, image_size=96,
+                crop_padding=12, hflip=True, balanced=True),
 )
 
 # Train images per class of the registered datasets that are not balanced.
@@ -183,7 +182,7 @@ def dataset_info(spec: str) -> dict[str, Any]:
     if parametric is None:
         if spec not in DATASETS:
             raise ConfigError(unknown_dataset_message(spec))
-        info = dict(DATASETS.entry(spec).info)
+        info = DATASETS.info(spec).facts()
         if spec in CLASS_COUNTS:
             info["class_counts"] = list(CLASS_COUNTS[spec])
         elif info.get("balanced") and info["n_train"] % info["num_classes"] == 0:

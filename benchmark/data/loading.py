@@ -34,10 +34,10 @@ def load_dataset(spec: str, data_dir: Path) -> ImageDataset:
     if spec not in DATASETS:
         raise ConfigError(unknown_dataset_message(spec))
     dataset: ImageDataset = DATASETS.get(spec)(data_dir)
-    info = DATASETS.entry(spec).info
-    if len(dataset.train_y) != info["n_train"]:
+    info = DATASETS.info(spec)
+    if len(dataset.train_y) != info.n_train:
         raise DatasetUnavailableError(
-            f"dataset '{spec}': expected {info['n_train']} train images, loaded {len(dataset.train_y)}; the files "
+            f"dataset '{spec}': expected {info.n_train} train images, loaded {len(dataset.train_y)}; the files "
             f"in {data_dir} may be incomplete: delete them (and any alb_*/ *_uint8.npz cache next to them) "
             "to download them again")
     return dataset

@@ -34,12 +34,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from benchmark.data.view_config import ViewConfig
 from benchmark.errors import ConfigError
 from benchmark.seeding import numpy_rng
 
 if TYPE_CHECKING:
-    from benchmark.config import ViewConfig
     from benchmark.data.base import ImageDataset
+
 
 def imbalance_counts(class_sizes: Sequence[int], imbalance: float | Sequence[int]) -> list[int]:
     """Images kept per class for an imbalance ratio or explicit counts; ConfigError if infeasible."""

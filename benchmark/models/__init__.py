@@ -3,9 +3,11 @@ exposes its penultimate embedding (see :class:`benchmark.models.base.Backbone`).
 
 from __future__ import annotations
 
-from benchmark.registry import Registry
+from typing import Any
 
-BACKBONES: Registry = Registry("backbone")
+from benchmark.registry import BackboneInfo, Registry
+
+BACKBONES: Registry[Any, BackboneInfo] = Registry("backbone", BackboneInfo)
 
 # Where MC dropout goes on the small CNNs, as in Gal, Islam & Ghahramani 2017 ("Deep Bayesian Active
 # Learning with Image Data", their Keras MNIST model): dropout 0.25 after the convolutional block and
@@ -17,10 +19,10 @@ HEAD_MC_DROPOUT = {"head": 0.5}
 def mc_dropout_sites(name: str) -> dict[str, float]:
     """Dropout sites ("conv": after the convolutional block, "head": before the classifier) and their p that
     a cell needing MC dropout gets on backbone ``name``; empty for backbones with dropout layers of their own."""
-    info = BACKBONES.entry(name).info
-    if info.get("has_dropout", False):
+    info = BACKBONES.info(name)
+    if info.has_dropout:
         return {}
-    return dict(info.get("mc_dropout", HEAD_MC_DROPOUT))
+    return dict(info.mc_dropout if info.mc_dropout is not None else HEAD_MC_DROPOUT)
 
 
 _C = "benchmark.models.cifar_nets"
@@ -35,9 +37,9 @@ for _name, _summary, _min_size, _dropout in (
     ("cnn13", "13-layer ConvNet of Laine & Aila 2017 (batch norm, dropout 0.5; seed 004)", 12, True),
     ("lenet", "LeNet-5 style CNN for 28x28 inputs (MNIST-size)", 18, False),
 ):
-    _mc = {"mc_dropout": GAL_MC_DROPOUT} if _name == "lenet" else {}
-    BACKBONES.register(_name, f"{_C}:{_name}", _summary, min_image_size=_min_size, has_dropout=_dropout,
-                       imagenet=_name == "resnet34_cifar", **_mc)
+    BACKBONES.register(_name, f"{_C}:{_name}", _summary, BackboneInfo(
+        _min_size, has_dropout=_dropout, imagenet=_name == "resnet34_cifar",
+        mc_dropout=GAL_MC_DROPOUT if _name == "lenet" else None))
 
 # imagenet=True: benchmark.models.imagenet can load pre-trained weights for init: imagenet
 _T = "benchmark.models.transformer_nets"
@@ -47,15 +49,15 @@ for _name, _summary, _min_size in (
     ("dinov2_small", "DINOv2-S (transformers): 4x4 patches at 32x32 from scratch; pre-trained: 14x14 patches, "
      "inputs upsampled to 224", 8),
 ):
-    BACKBONES.register(_name, f"{_T}:{_name}", _summary, min_image_size=_min_size, has_dropout=False, imagenet=True)
+    BACKBONES.register(_name, f"{_T}:{_name}", _summary, BackboneInfo(_min_size, imagenet=True))
 
 BACKBONES.register(
     "small_cnn", "benchmark.models.small_cnn:SmallCNN",
     "3-layer CNN with batch norm and global pooling for small inputs (digits, MNIST)",
-    min_image_size=4, mc_dropout=GAL_MC_DROPOUT,
+    BackboneInfo(4, mc_dropout=GAL_MC_DROPOUT),
 )
 BACKBONES.register(
     "resnet18_cifar", "benchmark.models.resnet_cifar:resnet18_cifar",
     "ResNet-18 for 32x32 inputs: 3x3 stem, no max-pool (as in the papers' code)",
-    min_image_size=8, imagenet=True,
+    BackboneInfo(8, imagenet=True),
 )

@@ -92,6 +92,7 @@ def plain_loop(images: torch.Tensor, labels: torch.Tensor, steps: int, warmup: i
     loader = torch.utils.data.DataLoader(PilDataset(), batch_size=batch, shuffle=True, num_workers=workers,
                                          drop_last=True, pin_memory=device.startswith("cuda"))
     from benchmark.training.execution import Execution
+    from benchmark.training.loop import optimizer_step
 
     model = _model(device, Execution(device))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
@@ -103,9 +104,7 @@ def plain_loop(images: torch.Tensor, labels: torch.Tensor, steps: int, warmup: i
                 torch.cuda.synchronize()
             start = time.perf_counter()
         loss = F.cross_entropy(model(xb.to(device, non_blocking=True)), yb.to(device, non_blocking=True))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        optimizer_step(loss, optimizer)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     assert start is not None

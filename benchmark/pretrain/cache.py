@@ -1,13 +1,12 @@
 """On-disk cache of pre-trained backbones: ``<cache_dir>/<key>.pt`` (a plain state dict without the head,
 usable as ``init: checkpoint:PATH`` too) and ``<key>.json`` (method, settings, per-epoch losses, seconds).
 
-Writes are atomic, and an exclusive ``flock`` on ``<key>.lock`` makes a second process wait for the first
-one's result instead of pre-training the same thing again."""
+Writes are atomic, and an exclusive lock on ``<key>.lock`` (:func:`benchmark.ops.locks.exclusive_lock`) makes a
+second process wait for the first one's result instead of pre-training the same thing again."""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 from collections.abc import Iterator
@@ -17,13 +16,15 @@ from typing import Any
 import torch
 
 from benchmark.config import PretrainingConfig
+from benchmark.ops.locks import exclusive_lock
 from benchmark.pretrain.errors import PretrainCacheError
 from benchmark.store import atomic_write
 
 # Bump when pre-training's recipe changes (heads, augmentation, k-means ...): old caches then miss.
 # 2: SimSiam's views gained the Gaussian blur of seed 003 l.111; DeepCluster follows Caron et al.'s code
 # (crop scale 0.08-1 by default, momentum-free top layer)
-PRETRAIN_VERSION = 2
+# 3: DeepCluster's k-means is benchmark.ops.kmeans (greedy k-means++ seeds, blocked and reproducible on CUDA)
+PRETRAIN_VERSION = 3
 
 
 def cache_key(dataset_key: str, backbone: str, method: str, seed: int, cfg: PretrainingConfig,
@@ -44,15 +45,9 @@ def sidecar_path(cache_dir: Path, key: str) -> Path:
 
 @contextlib.contextmanager
 def exclusive(cache_dir: Path, key: str) -> Iterator[None]:
-    """Hold ``<key>.lock`` exclusively (blocking until another process releases it). Lock files are left
-    in place: deleting one while another process waits on it would let a third process in."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with open(cache_dir / f"{key}.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """Hold ``<key>.lock`` exclusively (blocking until another process or thread releases it)."""
+    with exclusive_lock(cache_dir / f"{key}.lock"):
+        yield
 
 
 def load(path: Path) -> dict[str, torch.Tensor] | None:

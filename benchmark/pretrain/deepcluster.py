@@ -12,7 +12,7 @@ epochs are seed 004's 250 (l.190), set by the suite. What alb does not follow, a
   alb's are the backbone's embedding (``model.features``), in eval mode on un-augmented images as theirs
   (their Resize 256 + CentreCrop 224, main.py l.122-123, has no 32 px counterpart).
 - Their k-means is faiss's (random seeds, 20 iterations, clustering.py l.161-168); alb's is Lloyd's on the
-  device from k-means++ seeds, 20 iterations (benchmark/pretrain/kmeans.py)."""
+  device from k-means++ seeds, 20 iterations (benchmark/ops/kmeans.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from benchmark.config import PretrainingConfig
 from benchmark.errors import ConfigError
 from benchmark.models.base import Backbone
+from benchmark.ops.kmeans import kmeans
 from benchmark.pretrain.common import (
     EpochCallback,
     backbone_parameters,
@@ -34,11 +35,11 @@ from benchmark.pretrain.common import (
     make_sgd,
     set_lr,
 )
-from benchmark.pretrain.kmeans import balanced_indices, kmeans, preprocess
+from benchmark.pretrain.kmeans import balanced_indices, preprocess
 from benchmark.pretrain.settings import DEEPCLUSTER_CROP_SCALE, Hyper, resolve
 from benchmark.training.augment import Normalizer, random_hflip, random_resized_crop
 from benchmark.training.execution import Execution
-from benchmark.training.trainer import split_batches
+from benchmark.training.loop import optimizer_step, split_batches
 
 TOP_LAYER_STD = 0.01  # DeepCluster's re-initialised classifier: weights ~ N(0, 0.01), zero bias
 # DeepCluster PCA-whitens the features (to 256 dimensions) before L2-normalising them. An embedding of at most
@@ -99,11 +100,7 @@ def pretrain_deepcluster(model: Backbone, images: torch.Tensor, normalize: Norma
             with execution.autocast():
                 logits = top(embed(model, x, normalize, execution))
             loss = F.cross_entropy(logits.float(), labels[idx])
-            optimizer.zero_grad(set_to_none=True)
-            top_optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            top_optimizer.step()
+            optimizer_step(loss, optimizer, top_optimizer)
             loss_sum += loss.detach() * idx.numel()
         losses.append(finish_epoch("deepcluster", loss_sum, n, epoch, hyper.epochs, on_epoch))
     return losses

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark.config import SSL_METHODS, PretrainingConfig
+from benchmark.config import PretrainingConfig
 from benchmark.data.base import ImageDataset
 from benchmark.errors import ConfigError
 from benchmark.models.base import Backbone, build_backbone
@@ -27,9 +27,7 @@ Pretrainer = Callable[..., list[float]]
 
 
 def pretrainer(method: str) -> Pretrainer:
-    """``benchmark.pretrain.<method>.pretrain_<method>``, looked up at call time."""
-    if method not in SSL_METHODS:
-        raise ConfigError(f"unknown pre-training method '{method}'; choose one of {', '.join(SSL_METHODS)}")
+    """``benchmark.pretrain.<method>.pretrain_<method>`` (one of config.SSL_METHODS), looked up at call time."""
     fn: Pretrainer = getattr(importlib.import_module(f"benchmark.pretrain.{method}"), f"pretrain_{method}")
     return fn
 
@@ -52,9 +50,6 @@ def initial_backbone_state(init: str, backbone: str, data: ImageDataset, hflip: 
         return checkpoint_state(path, backbone, data.num_classes, data.channels)
     if init == "imagenet":
         return _imagenet_state(backbone, data, weights_dir)
-    if init not in SSL_METHODS:
-        raise ConfigError(f"unknown init '{init}'; choose scratch, imagenet, {', '.join(SSL_METHODS)} or "
-                          "checkpoint:PATH")
     cfg = cfg or PretrainingConfig()
     key = cache.cache_key(dataset_key, backbone, init, seed, cfg, hflip)
     path = cache.weights_path(cache_dir, key)

@@ -22,7 +22,7 @@ from benchmark.pretrain.common import (
 from benchmark.pretrain.settings import resolve
 from benchmark.training.augment import Normalizer, random_crop, random_hflip
 from benchmark.training.execution import Execution
-from benchmark.training.trainer import epoch_batches
+from benchmark.training.loop import epoch_batches, optimizer_step
 
 ROTATIONS = 4
 
@@ -67,9 +67,7 @@ def pretrain_rotation(model: Backbone, images: torch.Tensor, normalize: Normaliz
             with execution.autocast():
                 logits = head(embed(model, x, normalize, execution))
             loss = F.cross_entropy(logits.float(), targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            optimizer_step(loss, optimizer)
             loss_sum += loss.detach() * idx.numel()
         losses.append(finish_epoch("rotation", loss_sum, n, epoch, hyper.epochs, on_epoch))
     return losses

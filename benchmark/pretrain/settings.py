@@ -20,8 +20,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from benchmark.config import SSL_METHODS, PretrainingConfig
-from benchmark.errors import ConfigError
+from benchmark.config import PretrainingConfig
 
 Schedule = Literal["cosine", "constant", "steps"]
 
@@ -56,11 +55,7 @@ class Hyper:
 
 
 def resolve(method: str, cfg: PretrainingConfig, num_classes: int) -> Hyper:
-    if method not in SSL_METHODS:
-        raise ConfigError(f"unknown pre-training method '{method}'; choose one of {', '.join(SSL_METHODS)}")
-    if method != "deepcluster" and cfg.crop_scale is not None:
-        raise ConfigError(f"pretraining.crop_scale applies to init: deepcluster only, not {method} (SimSiam's "
-                          "crop is the strong policy's 0.2-1); remove it")
+    """``cfg``'s nulls filled with ``method``'s own values; config.CellConfig has validated both."""
     batch = BATCH_SIZE[method] if cfg.batch_size is None else cfg.batch_size
     lr = cfg.lr
     if lr is None:

@@ -24,7 +24,7 @@ from benchmark.pretrain.common import (
 from benchmark.pretrain.settings import resolve
 from benchmark.training.augment import Normalizer, strong_augment
 from benchmark.training.execution import Execution
-from benchmark.training.trainer import epoch_batches
+from benchmark.training.loop import epoch_batches, optimizer_step
 
 # the CIFAR variant of Chen & He 2021 (Sec. 5 / App. D): 2-layer projector, 2048 wide; predictor bottleneck 512
 PROJECTOR_DIM = 2048
@@ -91,9 +91,7 @@ def pretrain_simsiam(model: Backbone, images: torch.Tensor, normalize: Normalize
                 p1, z1 = heads(embed(model, x1, normalize, execution))
                 p2, z2 = heads(embed(model, x2, normalize, execution))
             loss = simsiam_loss(p1, p2, z1, z2)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            optimizer_step(loss, optimizer)
             loss_sum += loss.detach() * idx.numel()
         losses.append(finish_epoch("simsiam", loss_sum, n, epoch, hyper.epochs, on_epoch))
     return losses

@@ -3,9 +3,8 @@
 Each ``seedNNN.yaml`` file holds the paper's identity and a list of entries.
 Names use alb's vocabulary (registry names, dotted suite keys) so that
 ``alb check`` and ``alb report`` can put a published number beside ours; where
-the paper uses a method, backbone or setting alb does not implement yet, the
-entry still uses the name alb will give it (the registries' planned names,
-``alb list ... --details``) and is reported as "not comparable" until then.
+the paper uses a method, backbone or setting alb does not implement, the entry
+uses a descriptive name and is reported as "not comparable".
 An entry's ``kind`` says whose number it is: the paper's own measurement, a number
 it quotes from other papers (seed 001 Table 3: start-mid-end accuracy ranges,
 metric ``accuracy_range``, never compared), or its full-training upper bound.
@@ -16,7 +15,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -131,9 +130,3 @@ def resolve_references(patterns: list[str]) -> list[PublishedNumber]:
         for hit in hits:
             chosen.setdefault(hit.id, hit)
     return list(chosen.values())
-
-
-def numbers_frame() -> Any:
-    import pandas as pd
-
-    return pd.DataFrame([{**n.model_dump(exclude={"setting"}), "setting": n.setting} for n in all_numbers()])

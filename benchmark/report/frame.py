@@ -1,27 +1,37 @@
 """Column roles of the results frame, strategy labels, and grouping by training protocol.
 
 A *protocol* is everything in a cell's configuration except the strategy, the
-initial strategy and the seed: cells are ranked against each other only when
-their protocols are identical.
+initial strategy and the seed, plus the versions of the components that train and
+feed the network (version.backbone, version.dataset, version.trainer,
+version.pretraining; benchmark/versions.py): cells are ranked against each other
+only when their protocols are identical. The versions of a strategy
+(version.strategy, version.initial_strategy, version.rounds_strategy) are part of
+its label when the results hold more than one version of it. Results written
+before versions were recorded have the version "unknown".
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from benchmark.store import IDENTITY_COLUMNS, PROVENANCE_COLUMNS, ROUND_COLUMNS
+from benchmark.versions import UNKNOWN, VERSION_PREFIX
 
 # what defines a query strategy (not the training protocol): cells that differ only here are ranked together
 STRATEGY_COLUMNS = ("strategy", "initial_strategy", "pool_subset")
 STRATEGY_PARAMS_PREFIX = "strategy_params."  # one column per parameter a suite set, part of the label
 DERIVED_COLUMNS = ("strategy_label", "protocol")
+# versions of what selects (part of the strategy's label) and of what trains (part of the protocol)
+STRATEGY_VERSION_COLUMNS = tuple(f"{VERSION_PREFIX}{k}" for k in ("strategy", "initial_strategy", "rounds_strategy"))
+PROTOCOL_VERSION_COLUMNS = tuple(f"{VERSION_PREFIX}{k}" for k in ("backbone", "dataset", "trainer", "pretraining"))
 NOT_PROTOCOL = {*ROUND_COLUMNS, *PROVENANCE_COLUMNS, *IDENTITY_COLUMNS, *STRATEGY_COLUMNS, *DERIVED_COLUMNS,
-                "seed"}
+                *STRATEGY_VERSION_COLUMNS, "seed"}
 
 
 def protocol_columns(frame: pd.DataFrame) -> list[str]:
@@ -39,8 +49,8 @@ def default_initial(strategy: str) -> str:
     from benchmark.strategies import STRATEGIES
 
     if strategy in STRATEGIES:
-        info = STRATEGIES.entry(strategy).info
-        return info["initial"] if info["kind"] == "schedule" else "random"
+        info = STRATEGIES.info(strategy)
+        return info.initial if info.kind == "schedule" and info.initial else "random"
     return "random"
 
 
@@ -88,6 +98,12 @@ class Protocol:
     def slug(self) -> str:
         return f"{self.get('dataset')}-{self.get('backbone')}-{self.id}"
 
+    def versions(self) -> str:
+        """'backbone v1, dataset v1, trainer v1': the component versions of the protocol's cells."""
+        return ", ".join(f"{k.removeprefix(VERSION_PREFIX)} v{v}" if v != UNKNOWN
+                         else f"{k.removeprefix(VERSION_PREFIX)} version unknown"
+                         for k, v in self.settings if k.startswith(VERSION_PREFIX) and v is not None)
+
     def title(self, differing: list[str] | None = None) -> str:
         base = f"{self.get('dataset')} / {self.get('backbone')}"
         b = {k: self.get(f"budget.{k}") for k in ("initial", "query", "rounds")}
@@ -97,16 +113,55 @@ class Protocol:
         return base + (f" ({', '.join(extra)})" if extra else "")
 
 
+def _version(value: Any) -> Any:
+    if _absent(value):
+        return UNKNOWN
+    return int(value) if isinstance(value, numbers.Real) and float(value).is_integer() else value
+
+
+def _with_versions(frame: pd.DataFrame) -> pd.DataFrame:
+    """Version columns with every absent version "unknown" (results from before versions were recorded);
+    a schedule's rounds strategy and the pre-training of a cell that starts from scratch have none."""
+    absent = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    for column in (*STRATEGY_VERSION_COLUMNS[:2], *PROTOCOL_VERSION_COLUMNS[:3]):
+        frame[column] = frame.get(column, absent).map(_version).astype(object)
+    init = frame.get("init", pd.Series(["scratch"] * len(frame), index=frame.index))
+    pretraining = frame.get(f"{VERSION_PREFIX}pretraining", absent)
+    frame[f"{VERSION_PREFIX}pretraining"] = [None if _absent(i) or i == "scratch" else _version(v)
+                                             for i, v in zip(init, pretraining, strict=True)]
+    return frame
+
+
+def _versioned_labels(frame: pd.DataFrame, labels: list[str]) -> list[str]:
+    """Labels with ' [strategy v2]' where the frame holds more than one version of that labelled strategy."""
+    columns = [c for c in STRATEGY_VERSION_COLUMNS if c in frame.columns]
+    versions = [tuple(_value(v) for v in row) for row in frame[columns].itertuples(index=False, name=None)]
+    seen: dict[str, set[tuple[Any, ...]]] = {}
+    for label, v in zip(labels, versions, strict=True):
+        seen.setdefault(label, set()).add(v)
+    out = []
+    for label, v in zip(labels, versions, strict=True):
+        if len(seen[label]) < 2:
+            out.append(label)
+            continue
+        differing = [i for i in range(len(columns)) if len({s[i] for s in seen[label]}) > 1]
+        shown = ", ".join(f"{columns[i].removeprefix(VERSION_PREFIX)} "
+                          f"{'version unknown' if v[i] == UNKNOWN else f'v{v[i]}'}" for i in differing)
+        out.append(f"{label} [{shown}]")
+    return out
+
+
 def with_labels(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add 'strategy_label' and 'protocol' (a Protocol) columns."""
-    frame = frame.copy()
+    """Add 'strategy_label' and 'protocol' (a Protocol) columns; absent component versions are "unknown"."""
+    frame = _with_versions(frame.copy())
     missing = [None] * len(frame)
     initial = frame.get("initial_strategy", missing)
     subset = frame.get("pool_subset", missing)
     param_columns = [c for c in frame.columns if c.startswith(STRATEGY_PARAMS_PREFIX)]
     records = frame[param_columns].to_dict("records") if param_columns else [{}] * len(frame)
-    frame["strategy_label"] = [strategy_label(s, i, r, strategy_params_of(p))
-                               for s, i, r, p in zip(frame["strategy"], initial, subset, records, strict=True)]
+    frame["strategy_label"] = _versioned_labels(frame, [
+        strategy_label(s, i, r, strategy_params_of(p))
+        for s, i, r, p in zip(frame["strategy"], initial, subset, records, strict=True)])
     columns = protocol_columns(frame)
     frame["protocol"] = [Protocol(tuple((c, _value(v)) for c, v in zip(columns, values, strict=True)))
                          for values in frame[columns].itertuples(index=False, name=None)]

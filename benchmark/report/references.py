@@ -10,7 +10,11 @@ a mean and std over seeds; the verdict is:
   the test is impossible (one seed of ours) the tolerance alone decides
 - pass: otherwise (within the tolerance, or not separable from the reference by the test)
 - missing: the suite has matching cells but no finished results for them
-- not comparable: alb cannot measure it, or the protocol differs (the reason says how)
+- not comparable: alb cannot measure it, or the protocol differs (the reason says how), or the reference
+  is a baseline of other component versions (benchmark/versions.py; "component versions differ: ...")
+
+A baseline records the component versions of its cells (settings ``version.*``); published numbers and
+baselines saved before versions were recorded have none, and are compared whatever our versions.
 """
 
 from __future__ import annotations
@@ -22,8 +26,15 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from benchmark.report.frame import STRATEGY_PARAMS_PREFIX, Protocol, strategy_label, strategy_params_of
+from benchmark.report.frame import (
+    STRATEGY_PARAMS_PREFIX,
+    STRATEGY_VERSION_COLUMNS,
+    Protocol,
+    strategy_label,
+    strategy_params_of,
+)
 from benchmark.report.stats import WelchResult, alpha_of_k, welch_vs_reference
+from benchmark.versions import UNKNOWN, VERSION_PREFIX
 
 Status = Literal["pass", "regression", "improved", "missing", "not comparable"]
 MARKS: dict[str, str] = {"pass": "✓ pass", "regression": "✗ REGRESSION", "improved": "↑ improved",
@@ -58,6 +69,7 @@ class Comparison:
     n_labeled: int | None = None
     protocol: Protocol | None = field(default=None, repr=False)
     test: WelchResult | None = None  # ours - reference with its t interval and p-value
+    versions: str = ""  # the component versions of the compared cells: 'strategy v1, backbone v1, ...'
 
     @property
     def difference(self) -> float | None:
@@ -110,7 +122,18 @@ def compare(reference: Reference, frame: pd.DataFrame, abs_tol: float, k: float)
                  & (frame["strategy"] == reference.strategy)]
     if rows.empty:
         return verdict("missing", "no finished cell with this dataset, backbone and strategy")
+    versions = {k: v for k, v in reference.setting.items() if k.startswith(VERSION_PREFIX)}
+    for key, wanted in versions.items():
+        ours = rows[key] if key in rows.columns else pd.Series([UNKNOWN] * len(rows), index=rows.index)
+        same = ours.map(lambda v, w=wanted: not _absent(v) and _same(v, w))
+        if not same.any():
+            found = ", ".join(sorted({_shown_version(v) for v in ours}))
+            return verdict("not comparable", f"component versions differ: {key.removeprefix(VERSION_PREFIX)} is "
+                                             f"{_shown_version(wanted)} in the baseline, {found} in our results")
+        rows = rows[same]
     for key, wanted in reference.setting.items():
+        if key in versions:
+            continue
         if key not in rows.columns:
             return verdict("not comparable", f"setting '{key}' is not supported by alb yet")
         same = rows[key].map(lambda v, w=wanted: _same(v, w))
@@ -145,8 +168,29 @@ def compare(reference: Reference, frame: pd.DataFrame, abs_tol: float, k: float)
                                   1 - alpha_of_k(k))
         status, reason = _verdict(test, abs_tol, alpha_of_k(k))
         comparisons.append(Comparison(reference, status, reason, mean, std, len(per_seed),
-                                      int(at["n_labeled"].iloc[0]), protocol, test))
+                                      int(at["n_labeled"].iloc[0]), protocol, test, _versions_of(at)))
     return comparisons
+
+
+def _absent(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def _shown_version(value: Any) -> str:
+    if _absent(value) or value == UNKNOWN:
+        return "unknown"
+    return f"v{int(value)}" if isinstance(value, int | float | np.integer) else str(value)
+
+
+def _versions_of(rows: pd.DataFrame) -> str:
+    """'strategy v1, initial_strategy v1, backbone v1, ...' of the compared cells (values joined by '/')."""
+    columns = [c for c in rows.columns if c.startswith(VERSION_PREFIX)]
+    shown = []
+    for column in columns:
+        values = sorted({_shown_version(v) for v in rows[column] if not _absent(v)})
+        if values:
+            shown.append(f"{column.removeprefix(VERSION_PREFIX)} {'/'.join(values)}")
+    return ", ".join(shown)
 
 
 def _verdict(test: WelchResult, abs_tol: float, alpha: float) -> tuple[Status, str]:
@@ -173,6 +217,9 @@ def baseline_references(frame: pd.DataFrame, suite: str) -> list[Reference]:
         first = rows.iloc[0]
         setting = {k: v for k, v in protocol.settings if k not in ("dataset", "backbone") and v is not None}
         setting["initial_strategy"] = str(first["initial_strategy"])
+        # the strategy's versions too (the protocol has the others): a baseline compares only like with like
+        setting.update({c: int(first[c]) if isinstance(first[c], int | float | np.integer) else str(first[c])
+                        for c in STRATEGY_VERSION_COLUMNS if c in first and not _absent(first[c])})
         setting.update({f"{STRATEGY_PARAMS_PREFIX}{k}": v for k, v in strategy_params_of(first.to_dict()).items()})
         refs.append(Reference(
             id=f"{suite}/{protocol.id}/{label}/{int(n)}", dataset=str(first["dataset"]),

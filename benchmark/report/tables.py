@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -200,13 +199,10 @@ def leaderboard_tables(frame: pd.DataFrame) -> list[Table]:
                    efficiency_header, "train s / round", "query s / round", "seeds"]
         notes = ["Ranked by AUBC: the mean accuracy over the budget (area under the learning curve "
                  "divided by its label range), mean ± std over seeds; strategies not separated from the best "
-                 "share rank 1.", LEGEND]
+                 "share rank 1.", LEGEND, f"Component versions: {protocol.versions()}; cells of other versions "
+                 "are never ranked together."]
         if keys:
             notes.insert(0, f"⚠ protocol differs from other {_pair(protocol)} boards in: {', '.join(keys)}; "
                             "not ranked together with them")
         tables.append(Table(f"Leaderboard — {title}", headers, body, notes, anchor=protocol.slug))
     return tables
-
-
-def protocol_summary(protocol: Protocol) -> list[tuple[str, Any]]:
-    return [(k, v) for k, v in protocol.settings if v is not None]

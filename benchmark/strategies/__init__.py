@@ -8,25 +8,40 @@ values of the suite key ``strategy``.
 
 from __future__ import annotations
 
-from benchmark.registry import Registry
+from typing import Any
 
-STRATEGIES: Registry = Registry("strategy")
+from benchmark.registry import EpochFraction, Registry, Requirement, StrategyInfo
+
+STRATEGIES: Registry[Any, StrategyInfo] = Registry("strategy", StrategyInfo)
+
+
+def _plain(*needs: str, **facts: Any) -> StrategyInfo:
+    return StrategyInfo("plain", tuple(needs), **facts)
+
+
+def _aux(module: str) -> Requirement:
+    return Requirement("training.aux", module, f"selects with the {module} module")
+
+
+# LL4AL detaches its module's input from the backbone at 60 % of the epochs (120 of 200)
+_LOSS_PREDICTION = {"requires": (_aux("loss_prediction"),),
+                    "defaults": {"training.aux_detach_epoch": EpochFraction(0.6)}}
 
 _U = "benchmark.strategies.uncertainty"
 
 STRATEGIES.register("random", "benchmark.strategies.random:RandomSampling",
-                    "uniformly random unlabeled samples", kind="plain", needs=())
+                    "uniformly random unlabeled samples", _plain())
 STRATEGIES.register("entropy", f"{_U}:EntropySampling",
                     "highest predictive entropy -sum p log p (Shannon 1948; Settles 2009)",
-                    kind="plain", needs=("probs",))
+                    _plain("probs"))
 STRATEGIES.register("least_confidence", f"{_U}:LeastConfidence",
-                    "LC: highest 1 - max_k p_k (seed 000, phi_LC)", kind="plain", needs=("probs",))
+                    "LC: highest 1 - max_k p_k (seed 000, phi_LC)", _plain("probs"))
 STRATEGIES.register("high_confidence", f"{_U}:HighConfidence",
                     "HC: highest max_k p_k, the easiest samples first (seed 000, phi_HC)",
-                    kind="plain", needs=("probs",))
+                    _plain("probs"))
 STRATEGIES.register("margin", f"{_U}:MarginSampling",
                     "smallest gap between the two most probable classes (Scheffer et al. 2001)",
-                    kind="plain", needs=("probs",))
+                    _plain("probs"))
 
 # seed 000's schedules: (initial selection by the untrained network, every later round)
 SCHEDULES = {
@@ -37,91 +52,95 @@ SCHEDULES = {
 }
 for _name, (_initial, _rounds, _what) in SCHEDULES.items():
     STRATEGIES.register(_name, f"benchmark.strategies.schedules:{_name.upper()}",
-                        f"schedule (seed 000): {_what}", kind="schedule", initial=_initial, rounds=_rounds)
+                        f"schedule (seed 000): {_what}", StrategyInfo("schedule", initial=_initial, rounds=_rounds))
 
 
 _B = "benchmark.strategies.bayesian"
 STRATEGIES.register("bald", f"{_B}:BALD", "BALD: mutual information between prediction and weights under "
-                    "MC dropout (Houlsby et al. 2011; Gal et al. 2017)", kind="plain", needs=("mc_dropout",))
+                    "MC dropout (Houlsby et al. 2011; Gal et al. 2017)", _plain("mc_dropout"))
 STRATEGIES.register("batchbald", f"{_B}:BatchBALD", "BatchBALD: greedy joint mutual information of the batch "
-                    "(Kirsch et al. 2019)", kind="plain", needs=("mc_dropout",))
+                    "(Kirsch et al. 2019)", _plain("mc_dropout"))
 STRATEGIES.register("mean_std", f"{_B}:MeanSTD", "mean over classes of the std of MC-dropout probabilities "
-                    "(Kampffmeyer et al. 2016)", kind="plain", needs=("mc_dropout",))
+                    "(Kampffmeyer et al. 2016)", _plain("mc_dropout"))
 STRATEGIES.register("var_ratio", f"{_B}:VariationRatio", "variation ratio 1 - mode frequency of MC-dropout "
-                    "predictions (Freeman 1965; Gal et al. 2017)", kind="plain", needs=("mc_dropout",))
+                    "predictions (Freeman 1965; Gal et al. 2017)", _plain("mc_dropout"))
 _D = "benchmark.strategies.diversity"
 STRATEGIES.register("coreset", f"{_D}:CoreSet", "CoreSet: k-center greedy on penultimate embeddings "
-                    "(Sener & Savarese 2018)", kind="plain", needs=("embeddings",))
+                    "(Sener & Savarese 2018)", _plain("embeddings"))
 STRATEGIES.register("kmeans", f"{_D}:KMeansSampling", "samples closest to k-means centres of the unlabeled "
-                    "embeddings", kind="plain", needs=("embeddings",))
+                    "embeddings", _plain("embeddings"))
 STRATEGIES.register("typiclust", f"{_D}:TypiClust", "TypiClust: most typical sample of each uncovered cluster "
-                    "(Hacohen et al. 2022)", kind="plain", needs=("embeddings",))
+                    "(Hacohen et al. 2022)", _plain("embeddings"))
 STRATEGIES.register("probcover", f"{_D}:ProbCover", "ProbCover: greedy max coverage of delta-balls "
-                    "(Yehuda et al. 2022)", kind="plain", needs=("embeddings",))
+                    "(Yehuda et al. 2022)", _plain("embeddings"))
 STRATEGIES.register("badge", "benchmark.strategies.badge:BADGE", "BADGE: k-means++ seeding on hallucinated "
-                    "last-layer gradient embeddings (Ash et al. 2020)", kind="plain", needs=("probs", "embeddings"))
+                    "last-layer gradient embeddings (Ash et al. 2020)", _plain("probs", "embeddings"))
 STRATEGIES.register("cluster_margin", "benchmark.strategies.cluster_margin:ClusterMargin",
                     "Cluster-Margin: margin-ranked samples spread over HAC clusters (Citovsky et al. 2021)",
-                    kind="plain", needs=("probs", "embeddings"))
+                    _plain("probs", "embeddings"))
 STRATEGIES.register("svm_min_margin", "benchmark.strategies.svm:SVMMinMargin", "linear one-vs-rest SVM (C=5) "
-                    "on frozen features, smallest margin first (seed 003; Tong & Koller 2001)", kind="plain",
-                    needs=("embeddings",))
+                    "on frozen features, smallest margin first (seed 003; Tong & Koller 2001)", _plain("embeddings"))
 
 STRATEGIES.register("ent_gradnorm", "benchmark.strategies.gradnorm:EntropyGradNorm",
                     "Ent-GradNorm: largest Frobenius norm of the gradient of the output entropy w.r.t. all "
-                    "weights (Wang et al. 2022; seed 002 Eqs. 6-9)", kind="plain", needs=("network",))
+                    "weights (Wang et al. 2022; seed 002 Eqs. 6-9)", _plain("network"))
 
 STRATEGIES.register("learning_loss", "benchmark.strategies.learning_loss:LearningLoss",
                     "LL4AL: highest loss predicted by the jointly trained loss-prediction module "
-                    "(Yoo & Kweon 2019); sets training.aux: loss_prediction", kind="plain",
-                    needs=("loss_prediction",))
+                    "(Yoo & Kweon 2019); sets training.aux: loss_prediction",
+                    _plain("loss_prediction", **_LOSS_PREDICTION))
 STRATEGIES.register("lplgrad", "benchmark.strategies.learning_loss:LPLGrad",
                     "LPLgrad: loss-prediction module trained jointly, selection by entropy gradient norm "
-                    "(seed 002)", kind="plain", needs=("network", "loss_prediction"))
+                    "(seed 002)", _plain("network", "loss_prediction", **_LOSS_PREDICTION))
 
 STRATEGIES.register("ceal", "benchmark.strategies.ceal:CEAL", "CEAL: highest entropy, plus pseudo-labels for "
                     "the most certain samples in the next round's training (Wang et al. 2017; seed 004)",
-                    kind="plain", needs=("probs", "pseudo_labels"))
+                    _plain("probs", "pseudo_labels", requires=(Requirement(
+                        "training.semi", "none", "trains on its own pseudo-labels, which label propagation "
+                        "would take for true labels (seed 004 does not combine CEAL with SEMI)"),)))
 
 STRATEGIES.register("jls", "benchmark.strategies.learning_loss:JLS",
                     "JLS: samples a jointly trained labeled-vs-unlabeled discriminator on the shared backbone "
                     "calls unlabeled most confidently (Caramalau et al. 2021; seed 001); sets training.aux: "
-                    "discriminator", kind="plain", needs=("discriminator",))
+                    "discriminator", _plain("discriminator", requires=(_aux("discriminator"),)))
 
 STRATEGIES.register("jlp", "benchmark.strategies.jlp:JointLabelPropagation",
                     "jLP: least manifold similarity to the labeled set by label propagation on a reciprocal "
-                    "kNN graph (seed 004, Sec. V)", kind="plain", needs=("embeddings",))
+                    "kNN graph (seed 004, Sec. V)", _plain("embeddings"))
 STRATEGIES.register("vaal", "benchmark.strategies.vaal:VAAL", "VAAL: lowest 'labeled' score of a discriminator "
                     "trained adversarially with a VAE on labeled vs unlabeled images (Sinha et al. 2019)",
-                    kind="plain", needs=("images",))
+                    _plain("images"))
 
 STRATEGIES.register("glister", "benchmark.strategies.glister:Glister", "GLISTER-Active: greedy max gain in the "
                     "labeled set's log-likelihood after a one-step last-layer update, Taylor-approximated "
-                    "(Killamsetty et al. 2021; seed 000's baseline)", kind="plain", needs=("probs", "embeddings"))
+                    "(Killamsetty et al. 2021; seed 000's baseline)", _plain("probs", "embeddings"))
 
 STRATEGIES.register("waal", "benchmark.strategies.waal:WAAL", "WAAL: smallest loss upper bound minus 10 x the "
                     "score of a Wasserstein critic trained in a min-max game with the shared backbone on labeled "
                     "vs unlabeled data (Shui et al. 2020; seed 001); sets training.aux: wasserstein",
-                    kind="plain", needs=("probs", "wasserstein"))
+                    _plain("probs", "wasserstein", requires=(_aux("wasserstein"),),
+                           # WAAL's alpha (official Test.py); its loader pairs every unlabeled sample once
+                           defaults={"training.aux_weight": 2e-3, "training.epoch_length": "pool"}))
 
 STRATEGIES.register("balanced", "benchmark.strategies.balanced:BalancedInitial",
                     "initial set only (initial_strategy: balanced): class counts as equal as possible, drawn "
                     "at random within each class using the pool's true labels (seed 004 l.203)",
-                    kind="initial", needs=("labels",))
+                    StrategyInfo("initial", ("labels",)))
 
 
 def phase_strategies(strategy: str, initial_strategy: str | None) -> tuple[str, str]:
     """(strategy for the initial set, strategy for the query rounds) of a cell."""
-    info = STRATEGIES.entry(strategy).info
-    if info["kind"] == "schedule":
-        return info["initial"], info["rounds"]
+    info = STRATEGIES.info(strategy)
+    if info.kind == "schedule":
+        assert info.initial is not None and info.rounds is not None
+        return info.initial, info.rounds
     return initial_strategy or "random", strategy
 
 
 def plain_strategy_names() -> list[str]:
-    return [e.name for e in STRATEGIES if e.info["kind"] == "plain"]
+    return [e.name for e in STRATEGIES if e.info.kind == "plain"]
 
 
 def initial_strategy_names() -> list[str]:
     """Values of ``initial_strategy``: every plain strategy and those that only pick the initial set."""
-    return [e.name for e in STRATEGIES if e.info["kind"] in ("plain", "initial")]
+    return [e.name for e in STRATEGIES if e.info.kind in ("plain", "initial")]

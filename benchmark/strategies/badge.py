@@ -141,7 +141,6 @@ class BADGE(Strategy):
     """BADGE (Ash et al. 2020): diverse, uncertain samples by k-means++ seeding on gradient embeddings."""
 
     name = "badge"
-    needs = ("probs", "embeddings")
 
     def select(self, ctx: SelectionContext, budget: int) -> np.ndarray:
         pool = ctx.require_pool()

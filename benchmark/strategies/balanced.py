@@ -43,7 +43,6 @@ def balanced_selection(unlabeled: np.ndarray, labels: np.ndarray, budget: int,
 
 class BalancedInitial(Strategy):
     name = "balanced"
-    needs = ("labels",)
 
     def select(self, ctx: SelectionContext, budget: int) -> np.ndarray:
         if ctx.labels is None:

@@ -55,11 +55,20 @@ class SelectionContext:
         return self._probs
 
 
+class _RegisteredNeeds:
+    """``Strategy.needs``: read from the strategy's registry entry, the one place that declares it."""
+
+    def __get__(self, obj: object, owner: type[Strategy]) -> tuple[str, ...]:
+        from benchmark.strategies import STRATEGIES
+
+        return STRATEGIES.info(owner.name).needs if owner.name in STRATEGIES else ()
+
+
 class Strategy:
     """A registered strategy: a thin wrapper over a pure selection function."""
 
     name: str = ""
-    needs: tuple[str, ...] = ()
+    needs = _RegisteredNeeds()  # what it reads in a round, from benchmark.strategies' registry
 
     def select(self, ctx: SelectionContext, budget: int) -> np.ndarray:
         """Return ``min(budget, len(ctx.unlabeled))`` distinct pool indices from ``ctx.unlabeled``."""

@@ -5,9 +5,13 @@ passes with only the dropout layers active (MC dropout, Gal & Ghahramani 2016), 
 ``[T, N, C]`` as :meth:`PoolModel.mc_dropout_probs` returns them. Inputs may be torch
 tensors on any device or numpy arrays; the work runs on the input's device in float64
 and scores come back as float64 numpy arrays of length ``N``, highest = most wanted.
+The float64 copies are made block by block of samples (about ``_CHUNK_ELEMENTS`` at a
+time), never of the whole ``[T, N, C]`` stack.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -23,13 +27,14 @@ _CHUNK_ELEMENTS = 1 << 24
 ArrayLike = torch.Tensor | np.ndarray
 
 
-def _as_float64(mc_probs: ArrayLike) -> torch.Tensor:
+def _checked(mc_probs: ArrayLike) -> torch.Tensor:
+    """``mc_probs`` as a [T, N, C] tensor in its own dtype (no copy where torch can share the memory)."""
     t = torch.as_tensor(mc_probs)
     if t.ndim != 3:
         raise ValueError(f"mc_probs must be [passes, samples, classes], got shape {tuple(t.shape)}")
     if t.shape[0] < 1:
         raise ValueError("mc_probs needs at least one pass")
-    return t.to(torch.float64)
+    return t
 
 
 def _row_chunks(t: torch.Tensor) -> list[tuple[int, int]]:
@@ -37,6 +42,12 @@ def _row_chunks(t: torch.Tensor) -> list[tuple[int, int]]:
     n = t.shape[1]
     step = max(1, _CHUNK_ELEMENTS // max(1, t.shape[0] * t.shape[2]))
     return [(s, min(n, s + step)) for s in range(0, n, step)]
+
+
+def _float64_chunks(t: torch.Tensor) -> Iterator[torch.Tensor]:
+    """The [T, n, C] blocks of samples of :func:`_row_chunks`, each converted to float64 on its own."""
+    for s, e in _row_chunks(t):
+        yield t[:, s:e].to(torch.float64)
 
 
 def _entropy(p: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -58,19 +69,14 @@ def bald_scores(mc_probs: ArrayLike) -> np.ndarray:
     High when the passes are individually confident but disagree; 0 when they agree,
     however uncertain each one is.
     """
-    t = _as_float64(mc_probs)
-    out = []
-    for s, e in _row_chunks(t):
-        chunk = t[:, s:e]
-        out.append(_entropy(chunk.mean(dim=0)) - _entropy(chunk).mean(dim=0))
+    out = [_entropy(chunk.mean(dim=0)) - _entropy(chunk).mean(dim=0) for chunk in _float64_chunks(_checked(mc_probs))]
     return _to_numpy(torch.cat(out)) if out else np.zeros(0)
 
 
 @torch.no_grad()
 def conditional_entropies(mc_probs: ArrayLike) -> np.ndarray:
     """E_w H[y | x, w] = mean_t H[p_t], the expected entropy BALD subtracts."""
-    t = _as_float64(mc_probs)
-    out = [_entropy(t[:, s:e]).mean(dim=0) for s, e in _row_chunks(t)]
+    out = [_entropy(chunk).mean(dim=0) for chunk in _float64_chunks(_checked(mc_probs))]
     return _to_numpy(torch.cat(out)) if out else np.zeros(0)
 
 
@@ -83,8 +89,7 @@ def mean_std_scores(mc_probs: ArrayLike) -> np.ndarray:
     Neural Networks": sigma_c = sqrt(E[p_c^2] - E[p_c]^2), the population standard
     deviation over the ``T`` passes (no Bessel correction), averaged over the classes.
     """
-    t = _as_float64(mc_probs)
-    out = [t[:, s:e].std(dim=0, correction=0).mean(dim=1) for s, e in _row_chunks(t)]
+    out = [chunk.std(dim=0, correction=0).mean(dim=1) for chunk in _float64_chunks(_checked(mc_probs))]
     return _to_numpy(torch.cat(out)) if out else np.zeros(0)
 
 
@@ -96,11 +101,11 @@ def var_ratio_scores(mc_probs: ArrayLike) -> np.ndarray:
     dropout in Gal, Islam & Ghahramani 2017. Each pass votes for its argmax class (ties
     inside a pass go to the lower class index); 0 when all passes vote alike.
     """
-    t = _as_float64(mc_probs)
+    t = _checked(mc_probs)
     passes, _, c = t.shape
     out = []
-    for s, e in _row_chunks(t):
-        votes = torch.nn.functional.one_hot(t[:, s:e].argmax(dim=2), c).sum(dim=0)  # [n, C]
+    for chunk in _float64_chunks(t):
+        votes = torch.nn.functional.one_hot(chunk.argmax(dim=2), c).sum(dim=0)  # [n, C]
         out.append(1.0 - votes.max(dim=1).values.to(torch.float64) / passes)
     return _to_numpy(torch.cat(out)) if out else np.zeros(0)
 
@@ -241,7 +246,7 @@ def batchbald_select(mc_probs: ArrayLike, budget: int,
     candidates x M x T x C. Ties go to the higher BALD score, then the earlier position. Returns
     positions into the N samples of ``mc_probs`` [T, N, C], in acquisition order.
     """
-    t = _as_float64(mc_probs)
+    t = _checked(mc_probs)
     passes, n_pool, c = t.shape
     k = min(budget, n_pool)
     if k <= 0:
@@ -251,13 +256,14 @@ def batchbald_select(mc_probs: ArrayLike, budget: int,
     n_cand = max(k, candidates if candidates is not None else default_candidates(budget))
     bald = bald_scores(t)
     cand_pos = np.argsort(-bald, kind="stable")[: min(n_cand, n_pool)].astype(np.int64)
-    cand = t[:, torch.as_tensor(cand_pos, device=t.device)].permute(1, 0, 2).contiguous()  # [N', K, C]
+    cand = t[:, torch.as_tensor(cand_pos, device=t.device)]  # only the candidates are converted to float64
+    cand = cand.permute(1, 0, 2).to(torch.float64).contiguous()  # [N', K, C]
     cond = _entropy(cand).mean(dim=1)  # [N']
     gen = _torch_generator(generator, t.device)
 
     chosen: list[int] = []
     available = torch.ones(len(cand_pos), dtype=torch.bool, device=t.device)
-    joint: torch.Tensor | None = t.new_ones(1, passes)  # the exact [C^n, T] table while it fits
+    joint: torch.Tensor | None = cand.new_ones(1, passes)  # the exact [C^n, T] table while it fits
     for _ in range(k):
         if joint is not None:
             h = _exact_joint_entropy(joint, cand)
@@ -277,7 +283,6 @@ def batchbald_select(mc_probs: ArrayLike, budget: int,
 
 
 class _MCDropoutStrategy(Strategy):
-    needs = ("mc_dropout",)
 
     def __init__(self, passes: int = DEFAULT_PASSES) -> None:
         if passes < 1:

@@ -25,7 +25,6 @@ def confident_pseudo_labels(probs: np.ndarray, threshold: float) -> tuple[np.nda
 
 class CEAL(EntropySampling):
     name = "ceal"
-    needs = ("probs", "pseudo_labels")
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD, decay: float = DEFAULT_DECAY) -> None:
         self.threshold, self.decay = threshold, decay

@@ -136,7 +136,6 @@ class ClusterMargin(Strategy):
     """Cluster-Margin (Citovsky et al. 2021): low-margin samples spread over HAC clusters."""
 
     name = "cluster_margin"
-    needs = ("probs", "embeddings")
 
     def __init__(self, margin_multiple: int = 10, max_hac_points: int = 5000, n_clusters: int | None = None) -> None:
         self.margin_multiple = margin_multiple

@@ -5,7 +5,8 @@ Every selection function takes float embeddings as torch tensors (CPU or CUDA) a
 unlabeled rows, in the order they were picked. The thin strategy classes map those
 positions to pool indices. Large distance matrices are never materialised: every
 pairwise computation runs over row (and column) blocks of bounded size, with squared
-euclidean distances ``||a||^2 + ||b||^2 - 2 a.b`` clamped at zero.
+euclidean distances ``||a||^2 + ||b||^2 - 2 a.b`` clamped at zero (:mod:`benchmark.ops.distances`;
+k-means is :mod:`benchmark.ops.kmeans`, shared with DeepCluster).
 
 Ties always go to the lowest position (``argmax`` / ``argmin`` return the first
 extremum), so a selection is a deterministic function of the embeddings and the
@@ -21,11 +22,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from benchmark.ops.distances import block_sq_dists, rows_per_block, sq_dists_to, sq_norms
+from benchmark.ops.kmeans import kmeans
 from benchmark.strategies.base import SelectionContext, Strategy
 from benchmark.strategies.tensors import as_float_embeddings, empty_positions
 
-# about 16 Mi float32 elements (64 MiB) per temporary block of pairwise distances
-BLOCK_ELEMENTS = 1 << 24
+# plain k-means++ seeds (one candidate per step), as these strategies have always drawn them: greedy seeds
+# (benchmark.ops.kmeans's default, lower cost) would change their selections
+KMEANS_LOCAL_TRIALS = 1
 # ProbCover's delta when the purity heuristic cannot give one (Yehuda et al. 2022, CIFAR-10)
 PROBCOVER_FALLBACK_DELTA = 0.75
 
@@ -52,38 +56,8 @@ def _labeled_like(labeled_emb: Tensor | None, unlabeled: Tensor) -> Tensor:
     return lab
 
 
-def _rows_per_block(cols: int, elements: int = BLOCK_ELEMENTS) -> int:
-    return max(1, elements // max(1, cols))
-
-
-def _sq_norms(x: Tensor, shift: Tensor | None = None) -> Tensor:
-    """Squared norm of each row of ``x - shift``, in small row blocks (no temporary the size of ``x``)."""
-    if x.shape[0] == 0:
-        return x.new_zeros(0)
-    blocks = x.split(_rows_per_block(x.shape[1], 1 << 20))
-    return torch.cat([((b if shift is None else b - shift) ** 2).sum(dim=1) for b in blocks])
-
-
-def _block_sq_dists(a: Tensor, a_sq: Tensor, b: Tensor, b_sq: Tensor) -> Tensor:
-    """Squared euclidean distances between the rows of ``a`` and of ``b`` (one block)."""
-    d = torch.addmm(b_sq.unsqueeze(0), a, b.T, alpha=-2.0)
-    d.add_(a_sq.unsqueeze(1))
-    return d.clamp_(min=0.0)
-
-
-def _sq_dists_to(x: Tensor, x_sq: Tensor, point: Tensor) -> Tensor:
-    """Squared distances of every row of ``x`` to the vector ``point`` (one matrix-vector product)."""
-    d = torch.mv(x, point)  # a plain mv: on CPU addmv runs at a fraction of its speed
-    d.mul_(-2.0).add_(x_sq).add_((point * point).sum())
-    return d.clamp_(min=0.0)
-
-
-def _randint(high: int, generator: torch.Generator, device: torch.device) -> int:
+def _randint(high: int, generator: torch.Generator) -> int:
     return int(torch.randint(high, (1,), generator=generator, device=generator.device).item())
-
-
-def _uniform(generator: torch.Generator) -> float:
-    return float(torch.rand(1, generator=generator, device=generator.device, dtype=torch.float64).item())
 
 
 def _randperm(n: int, generator: torch.Generator, device: torch.device) -> Tensor:
@@ -105,13 +79,13 @@ def min_sq_dists(x: Tensor, others: Tensor, chunk_size: int = 4096) -> Tensor:
     if others.shape[0] == 0 or x.shape[0] == 0:
         return out
     shift = x.mean(dim=0)
-    x_sq, o_sq = _sq_norms(x, shift), _sq_norms(others, shift)
+    x_sq, o_sq = sq_norms(x, shift), sq_norms(others, shift)
     for j in range(0, others.shape[0], chunk_size):
         cols = slice(j, j + chunk_size)
         o = others[cols] - shift
         for i in range(0, x.shape[0], chunk_size):
             rows = slice(i, i + chunk_size)
-            block = _block_sq_dists(x[rows] - shift, x_sq[rows], o, o_sq[cols])
+            block = block_sq_dists(x[rows] - shift, x_sq[rows], o, o_sq[cols])
             torch.minimum(out[rows], block.amin(dim=1), out=out[rows])
     return out
 
@@ -125,7 +99,7 @@ def _refresh(x: Tensor, shift: Tensor, x_sq: Tensor, bound: Tensor, stamp: Tenso
     ``shift``; the rows of ``x`` are centred as they are gathered.
     """
     if rows is None:
-        step = min(_rows_per_block(max(1, t - int(stamp.min().item()))), _rows_per_block(x.shape[1]))
+        step = min(rows_per_block(max(1, t - int(stamp.min().item()))), rows_per_block(x.shape[1]))
         for i in range(0, x.shape[0], step):
             _refresh(x, shift, x_sq, bound, stamp, centres, c_sq, t,
                      torch.arange(i, min(i + step, x.shape[0]), device=x.device))
@@ -140,7 +114,7 @@ def _refresh(x: Tensor, shift: Tensor, x_sq: Tensor, bound: Tensor, stamp: Tenso
             _refresh(x, shift, x_sq, bound, stamp, centres, c_sq, t, part)
         return
     # index_select, not x[rows]: advanced indexing runs a parallel kernel that stalls on a busy CPU
-    block = _block_sq_dists(x.index_select(0, rows) - shift, x_sq[rows], centres[low:t], c_sq[low:t])
+    block = block_sq_dists(x.index_select(0, rows) - shift, x_sq[rows], centres[low:t], c_sq[low:t])
     bound[rows] = torch.minimum(bound[rows], block.amin(dim=1))
     stamp[rows] = t
 
@@ -198,7 +172,7 @@ def coreset_select(unlabeled_emb: Tensor, labeled_emb: Tensor | None, budget: in
     # cancellation error of ||a||^2 + ||b||^2 - 2ab in float32 (rows are centred block by block:
     # no second copy of the embeddings)
     shift = x.mean(dim=0)
-    x_sq = _sq_norms(x, shift)
+    x_sq = sq_norms(x, shift)
     stamp = torch.zeros(n, dtype=torch.long, device=x.device)
     centres = x.new_empty((k, x.shape[1]))
     c_sq = x.new_empty(k)
@@ -207,7 +181,7 @@ def coreset_select(unlabeled_emb: Tensor, labeled_emb: Tensor | None, budget: in
     bound = min_sq_dists(x, lab, chunk_size)
     for t in range(k):
         if t == 0:
-            centre = int(torch.argmax(bound).item()) if lab.shape[0] > 0 else _randint(n, generator, x.device)
+            centre = int(torch.argmax(bound).item()) if lab.shape[0] > 0 else _randint(n, generator)
         elif t == 1 and lab.shape[0] == 0:  # every bound is +inf: one eager pass
             _refresh(x, shift, x_sq, bound, stamp, centres, c_sq, t, None)
             centre = int(torch.argmax(bound).item())
@@ -223,90 +197,6 @@ def coreset_select(unlabeled_emb: Tensor, labeled_emb: Tensor | None, budget: in
 # --------------------------------------------------------------------------- k-means
 
 
-def kmeans_plusplus(x: Tensor, k: int, generator: torch.Generator) -> Tensor:
-    """Positions of ``k`` distinct initial centres by D^2 sampling (Arthur & Vassilvitskii 2007)."""
-    x = as_float_embeddings(x)
-    n = x.shape[0]
-    k = min(k, n)
-    if k <= 0:
-        return empty_positions(x.device)
-    x_sq = _sq_norms(x)
-    chosen = torch.zeros(n, dtype=torch.bool, device=x.device)
-    first = _randint(n, generator, x.device)
-    centres = [first]
-    chosen[first] = True
-    d2 = _sq_dists_to(x, x_sq, x[first])
-    d2[chosen] = 0.0
-    for _ in range(1, k):
-        weights = d2.double()
-        cumulative = torch.cumsum(weights, dim=0)
-        total = float(cumulative[-1].item())
-        if total > 0.0:
-            u = torch.tensor([_uniform(generator) * total], dtype=torch.float64, device=x.device)
-            pos = int(torch.searchsorted(cumulative, u, right=True).item())
-            if pos >= n or not bool(d2[pos] > 0):  # rounding at the very end of the cumulative sum
-                pos = int(torch.nonzero(d2 > 0)[-1].item())
-        else:  # every point coincides with a centre: any unused point
-            free = torch.nonzero(~chosen).flatten()
-            pos = int(free[_randint(free.numel(), generator, x.device)].item())
-        centres.append(pos)
-        chosen[pos] = True
-        torch.minimum(d2, _sq_dists_to(x, x_sq, x[pos]), out=d2)
-        d2[chosen] = 0.0
-    return torch.tensor(centres, dtype=torch.long, device=x.device)
-
-
-def _assign(x: Tensor, x_sq: Tensor, centres: Tensor) -> Tensor:
-    """Index of the nearest centre of every row (ties: lowest centre), in row blocks."""
-    c_sq = _sq_norms(centres)
-    labels = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
-    rows = _rows_per_block(centres.shape[0])
-    for i in range(0, x.shape[0], rows):
-        block = _block_sq_dists(x[i:i + rows], x_sq[i:i + rows], centres, c_sq)
-        labels[i:i + rows] = torch.argmin(block, dim=1)
-    return labels
-
-
-def _centroids(x: Tensor, labels: Tensor, old: Tensor) -> Tensor:
-    """Mean of each cluster; an empty cluster keeps its previous centre. Deterministic on CPU and CUDA."""
-    k = old.shape[0]
-    if x.device.type == "cpu":
-        sums = torch.zeros_like(old).index_add_(0, labels, x)
-    else:  # index_add_ uses float atomics on CUDA (order-dependent): a one-hot product is reproducible
-        sums = torch.zeros_like(old)
-        rows = _rows_per_block(k)
-        for i in range(0, x.shape[0], rows):
-            one_hot = torch.nn.functional.one_hot(labels[i:i + rows], k).to(x.dtype)
-            sums.addmm_(one_hot.T, x[i:i + rows])
-    counts = torch.bincount(labels, minlength=k)
-    means = sums / counts.clamp(min=1).to(x.dtype).unsqueeze(1)
-    return torch.where((counts > 0).unsqueeze(1), means, old)
-
-
-def kmeans(x: Tensor, k: int, generator: torch.Generator, iterations: int = 20) -> tuple[Tensor, Tensor]:
-    """(centres [k, d], labels [N]) of Lloyd's k-means from a k-means++ start.
-
-    Stops early when the assignment no longer changes; ``labels`` is the assignment to the
-    returned centres. Memory: the embeddings plus one block of at most ``BLOCK_ELEMENTS`` distances.
-    """
-    x = as_float_embeddings(x)
-    k = min(k, x.shape[0])
-    if k <= 0:
-        raise ValueError("k-means needs at least one point and one cluster")
-    shift = x.mean(dim=0)
-    x = x - shift  # smaller norms, smaller float32 cancellation in the distances
-    x_sq = _sq_norms(x)
-    centres = x.index_select(0, kmeans_plusplus(x, k, generator))
-    labels = _assign(x, x_sq, centres)
-    for _ in range(iterations):
-        centres = _centroids(x, labels, centres)
-        new_labels = _assign(x, x_sq, centres)
-        if torch.equal(new_labels, labels):
-            break
-        labels = new_labels
-    return centres + shift, labels
-
-
 def nearest_distinct_points(x: Tensor, centres: Tensor) -> Tensor:
     """For each centre in order, the position of its nearest row of ``x`` not taken by an earlier centre."""
     x, centres = as_float_embeddings(x), as_float_embeddings(centres).to(x.device)
@@ -315,12 +205,12 @@ def nearest_distinct_points(x: Tensor, centres: Tensor) -> Tensor:
         raise ValueError("more centres than points")
     shift = x.mean(dim=0)
     x, centres = x - shift, centres - shift
-    x_sq, c_sq = _sq_norms(x), _sq_norms(centres)
+    x_sq, c_sq = sq_norms(x), sq_norms(centres)
     best = torch.full((k,), math.inf, device=x.device)
     best_pos = torch.zeros(k, dtype=torch.long, device=x.device)
-    rows = _rows_per_block(k)
+    rows = rows_per_block(k)
     for i in range(0, x.shape[0], rows):
-        block = _block_sq_dists(x[i:i + rows], x_sq[i:i + rows], centres, c_sq)
+        block = block_sq_dists(x[i:i + rows], x_sq[i:i + rows], centres, c_sq)
         positions = torch.argmin(block, dim=0)
         values = block.gather(0, positions.unsqueeze(0)).squeeze(0)
         better = values < best  # strict: an earlier block keeps its ties
@@ -330,7 +220,7 @@ def nearest_distinct_points(x: Tensor, centres: Tensor) -> Tensor:
     out = best_pos.cpu().tolist()
     for j, pos in enumerate(out):
         if taken[pos]:  # shared with an earlier centre: the next closest unused point
-            d = _sq_dists_to(x, x_sq, centres[j])
+            d = sq_dists_to(x, x_sq, centres[j])
             d[taken] = math.inf
             pos = int(torch.argmin(d).item())
             out[j] = pos
@@ -351,7 +241,7 @@ def kmeans_select(emb: Tensor, budget: int, generator: torch.Generator, iteratio
     k, trivial = _trivial_selection(n, budget, x.device)
     if trivial is not None:
         return trivial
-    centres, _ = kmeans(x, k, generator, iterations)
+    centres = kmeans(x, k, generator, iterations, local_trials=KMEANS_LOCAL_TRIALS).centroids
     return nearest_distinct_points(x, centres)
 
 
@@ -369,11 +259,11 @@ def typicality(points: Tensor, k_neighbors: int = 20) -> Tensor:
     if k <= 0:
         return torch.full((n,), math.inf, device=x.device)
     x = x - x.mean(dim=0)  # a cluster is small around its mean: centring keeps the distances accurate
-    x_sq = _sq_norms(x)
+    x_sq = sq_norms(x)
     out = torch.empty(n, device=x.device)
-    rows = _rows_per_block(n)
+    rows = rows_per_block(n)
     for i in range(0, n, rows):
-        block = _block_sq_dists(x[i:i + rows], x_sq[i:i + rows], x, x_sq)
+        block = block_sq_dists(x[i:i + rows], x_sq[i:i + rows], x, x_sq)
         r = torch.arange(block.shape[0], device=x.device)
         block[r, r + i] = math.inf  # not its own neighbour
         mean_dist = block.topk(k, dim=1, largest=False).values.sqrt_().mean(dim=1)
@@ -432,7 +322,7 @@ def typiclust_select(unlabeled_emb: Tensor, labeled_emb: Tensor | None, budget: 
     m = lab.shape[0]
     x = torch.cat([u, lab]) if m else u
     n_clusters = max(1, min(m + k, max_clusters, n + m))
-    _, labels = kmeans(x, n_clusters, generator, iterations)
+    labels = kmeans(x, n_clusters, generator, iterations, local_trials=KMEANS_LOCAL_TRIALS).labels
     labels_np = labels.cpu().numpy()
     sizes = np.bincount(labels_np, minlength=n_clusters)
     kept, dropped = typiclust_cluster_order(sizes, np.bincount(labels_np[n:], minlength=n_clusters),
@@ -479,17 +369,17 @@ def estimate_delta(x: Tensor, n_clusters: int, generator: torch.Generator, purit
     n_clusters = min(n_clusters, t)
     if n_clusters < 2:
         return PROBCOVER_FALLBACK_DELTA
-    _, labels = kmeans(x, n_clusters, generator, iterations)
+    labels = kmeans(x, n_clusters, generator, iterations, local_trials=KMEANS_LOCAL_TRIALS).labels
     if t > sample:
         centres = torch.sort(_randperm(t, generator, x.device)[:sample]).values
     else:
         centres = torch.arange(t, device=x.device)
-    x_sq = _sq_norms(x)
+    x_sq = sq_norms(x)
     r = torch.full((centres.numel(),), math.inf, device=x.device)
-    rows = _rows_per_block(t)
+    rows = rows_per_block(t)
     for i in range(0, centres.numel(), rows):
         idx = centres[i:i + rows]
-        block = _block_sq_dists(x.index_select(0, idx), x_sq[idx], x, x_sq)
+        block = block_sq_dists(x.index_select(0, idx), x_sq[idx], x, x_sq)
         block[labels[idx].unsqueeze(1) == labels.unsqueeze(0)] = math.inf
         r[i:i + rows] = block.amin(dim=1)
     r_sorted = torch.sort(r).values
@@ -507,13 +397,13 @@ def ball_graph(x: Tensor, delta: float, max_edges: int = 1 << 24) -> tuple[Tenso
     Returns None when the graph would have more than ``max_edges`` edges.
     """
     t = x.shape[0]
-    x_sq = _sq_norms(x)
+    x_sq = sq_norms(x)
     srcs: list[Tensor] = []
     dsts: list[Tensor] = []
     count = 0
-    rows = _rows_per_block(t)
+    rows = rows_per_block(t)
     for i in range(0, t, rows):
-        block = _block_sq_dists(x[i:i + rows], x_sq[i:i + rows], x, x_sq)
+        block = block_sq_dists(x[i:i + rows], x_sq[i:i + rows], x, x_sq)
         mask = block < delta * delta
         r = torch.arange(block.shape[0], device=x.device)
         mask[r, r + i] = True  # a point covers itself
@@ -626,7 +516,6 @@ def _to_pool(ctx: SelectionContext, positions: Tensor, budget: int) -> np.ndarra
 
 
 class _EmbeddingStrategy(Strategy):
-    needs = ("embeddings",)
 
     def select(self, ctx: SelectionContext, budget: int) -> np.ndarray:
         if min(budget, len(ctx.unlabeled)) <= 0:

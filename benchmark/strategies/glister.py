@@ -307,7 +307,6 @@ class Glister(Strategy):
     after one last-layer SGD step per pick; see :mod:`benchmark.strategies.glister`."""
 
     name = "glister"
-    needs = ("probs", "embeddings")
 
     def __init__(self, eta: float = DEFAULT_ETA, validation: str = "labeled", labeled_step: bool = False,
                  epsilon: float | None = None, random_fraction: float = 0.0) -> None:

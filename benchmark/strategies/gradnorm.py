@@ -53,7 +53,6 @@ def entropy_gradient_norms(model: nn.Module, inputs: torch.Tensor,
 
 class EntropyGradNorm(Strategy):
     name = "ent_gradnorm"
-    needs = ("network",)
 
     def __init__(self, chunk_size: int | None = None) -> None:
         self.chunk_size = chunk_size

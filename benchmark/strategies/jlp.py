@@ -11,9 +11,10 @@ set, ``h_i`` is the manifold-ranking similarity of example i to the labeled exam
 and jLP acquires (12) ``argmin_{i in U} h_i``, greedily: each acquired example joins the queries.
 
 Everything is sparse: the k-NN search runs over row blocks (a matrix product and ``topk`` per
-block, never an n x n matrix), the graph is kept as a CSR matrix with at most ``n k`` non-zeros,
+block, never an n x n matrix), the graph is kept as a CSR matrix with at most ``2 n k`` non-zeros,
 and the linear system is solved by conjugate gradient (CG) with sparse matrix-vector products,
-as in Iscen et al. The selection function takes float embeddings as torch tensors (CPU or CUDA)
+as in Iscen et al. (the graph and the solver are :mod:`benchmark.ops.graph`, shared with
+label-propagation training). The selection function takes float embeddings as torch tensors (CPU or CUDA)
 and a ``torch.Generator``, and returns int64 positions into the unlabeled rows in pick order.
 
 Differences from the authors' released code (``JLPSelection`` in lib/selection_methods.py of
@@ -31,128 +32,13 @@ acquisition adds a CG solve for its own query instead of re-solving for all quer
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
 from torch import Tensor
 
+from benchmark.ops.graph import knn_graph, normalize_graph, propagate
 from benchmark.strategies.base import SelectionContext, Strategy
 from benchmark.strategies.tensors import as_float_embeddings, empty_positions
-
-# about 16 Mi float32 elements (64 MiB) per temporary block of similarities
-BLOCK_ELEMENTS = 1 << 24
-
-
-# --------------------------------------------------------------------------- graph
-
-
-def knn_graph(x: Tensor, k: int = 50, gamma: float = 3.0, reciprocal: bool = True,
-              block_elements: int = BLOCK_ELEMENTS) -> Tensor:
-    """Sparse symmetric affinity matrix W (CSR, zero diagonal) of the k-NN graph of the rows of ``x``.
-
-    Rows are L2-normalised; the affinity of an edge is ``s(u, v) = [u^T v]_+^gamma`` (seed 004,
-    Section VI-A: k = 50, gamma = 3, after Iscen et al. 2019). Each row's ``min(k, n - 1)`` nearest
-    neighbours (itself excluded; ties: the lower index) are found over row blocks of about
-    ``block_elements`` similarities. With ``reciprocal`` (the default, as the paper describes the
-    graph) an edge (i, j) is kept only when j is among the neighbours of i *and* i among those of
-    j; otherwise the union is kept with ``W + W^T``, as seed 004's released code does (pairs found
-    from both sides then weigh twice). Each weight is computed once and mirrored, so W is
-    exactly symmetric; edges of zero weight (cosine <= 0) are dropped.
-    """
-    x = torch.nn.functional.normalize(as_float_embeddings(x), dim=1)
-    n, dev = x.shape[0], x.device
-    k = min(int(k), n - 1)
-    if k <= 0:
-        return _csr(empty_positions(dev), empty_positions(dev), x.new_zeros(0), n)
-    step = max(1, block_elements // max(1, n))
-    neighbours = torch.empty((n, k), dtype=torch.long, device=dev)
-    cosines = x.new_empty((n, k))
-    for i in range(0, n, step):
-        block = x[i:i + step] @ x.T
-        r = torch.arange(block.shape[0], device=dev)
-        block[r, r + i] = -torch.inf  # no self-loops, even among duplicates
-        cosines[i:i + step], neighbours[i:i + step] = torch.topk(block, k, dim=1)
-        del block
-    src = torch.arange(n, device=dev).repeat_interleave(k)
-    dst, cos = neighbours.flatten(), cosines.flatten()
-    del neighbours, cosines
-    if reciprocal:
-        # (i, j) is reciprocal when the reversed key j * n + i is also an edge
-        keep = torch.isin(dst * n + src, src * n + dst) & (src < dst)
-        w = cos[keep].clamp(min=0.0) ** gamma
-        src, dst = src[keep], dst[keep]
-    else:
-        w = cos.clamp(min=0.0) ** gamma
-    keep = w > 0
-    src, dst, w = src[keep], dst[keep], w[keep]
-    return _csr(torch.cat([src, dst]), torch.cat([dst, src]), torch.cat([w, w]), n)
-
-
-def _csr(rows: Tensor, cols: Tensor, values: Tensor, n: int) -> Tensor:
-    """A CSR matrix from COO triplets; duplicate (row, col) pairs are summed."""
-    dev = values.device
-    if rows.numel():
-        keys, inverse = torch.unique(rows * n + cols, return_inverse=True)
-        values = torch.zeros(keys.numel(), dtype=values.dtype, device=dev).index_add_(0, inverse, values)
-        rows, cols = keys // n, keys % n
-    crow = torch.zeros(n + 1, dtype=torch.long, device=dev)
-    crow[1:] = torch.cumsum(torch.bincount(rows, minlength=n), dim=0)
-    return _sparse_csr(crow, cols, values, n)
-
-
-def _sparse_csr(crow: Tensor, cols: Tensor, values: Tensor, n: int) -> Tensor:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
-        return torch.sparse_csr_tensor(crow, cols, values, (n, n), check_invariants=False)
-
-
-def normalize_graph(w: Tensor) -> Tensor:
-    """``D^-1/2 W D^-1/2`` with ``D = diag(W 1)``; isolated nodes (degree 0) keep an empty row."""
-    crow, cols, values = w.crow_indices(), w.col_indices(), w.values()
-    n = w.shape[0]
-    rows = torch.repeat_interleave(torch.arange(n, device=values.device), crow[1:] - crow[:-1])
-    degree = torch.zeros(n, dtype=values.dtype, device=values.device).index_add_(0, rows, values)
-    scale = torch.where(degree > 0, degree.clamp(min=torch.finfo(values.dtype).tiny).rsqrt(), 0.0)
-    return _sparse_csr(crow, cols, values * scale[rows] * scale[cols], n)
-
-
-# --------------------------------------------------------------------------- solver
-
-
-def conjugate_gradient(w_norm: Tensor, b: Tensor, alpha: float = 0.99, iterations: int = 20,
-                       tol: float = 1e-6, x0: Tensor | None = None) -> Tensor:
-    """Approximate solution of ``(I - alpha W_n) x = b`` by at most ``iterations`` CG steps.
-
-    ``I - alpha W_n`` is symmetric positive definite for ``alpha < 1`` (the spectrum of W_n lies in
-    [-1, 1]). The iteration stops early once ``||b - A x|| <= tol ||b||`` (scipy's relative
-    criterion). Defaults are Iscen et al.'s (``scipy.sparse.linalg.cg(..., tol=1e-6, maxiter=20)``):
-    with alpha = 0.99 twenty steps do not converge (the condition number can reach 199), so h is
-    the truncated Krylov approximation those authors use, and exactly 0 at nodes more than
-    ``iterations`` hops from every query. Each step costs one sparse matrix-vector product.
-    """
-    def matvec(v: Tensor) -> Tensor:
-        return v - alpha * (w_norm @ v)
-
-    x = torch.zeros_like(b) if x0 is None else x0.clone()
-    r = b - matvec(x) if x0 is not None else b.clone()
-    b_norm = float(torch.linalg.vector_norm(b).item())
-    if b_norm == 0.0:
-        return torch.zeros_like(b)
-    p = r.clone()
-    rs = torch.dot(r, r)
-    for _ in range(iterations):
-        if float(rs.item()) ** 0.5 <= tol * b_norm:
-            break
-        ap = matvec(p)
-        step = rs / torch.dot(p, ap)
-        x.add_(step * p)
-        r.sub_(step * ap)
-        rs_new = torch.dot(r, r)
-        p.mul_(rs_new / rs).add_(r)
-        rs = rs_new
-    return x
-
 
 # --------------------------------------------------------------------------- selection
 
@@ -163,10 +49,10 @@ def jlp_select(unlabeled_emb: Tensor, labeled_emb: Tensor | None, budget: int, g
     """Joint label propagation (seed 004, Eq. (12)): greedily, the unlabeled example least
     manifold-similar to the labeled and the already acquired examples.
 
-    The graph (:func:`knn_graph`, ``k`` neighbours -- fewer when the pool is small -- and
+    The graph (:func:`benchmark.ops.graph.knn_graph`, ``k`` neighbours -- fewer when the pool is small -- and
     affinities ``[cos]_+^gamma``) joins the unlabeled and labeled rows; W_n is its symmetric
     normalisation. The similarity vector is ``h = (I - alpha W_n)^-1 delta(Q)`` for the query set Q,
-    starting from the labeled set: one CG solve (:func:`conjugate_gradient`, ``cg_iterations``
+    starting from the labeled set: one CG solve (:func:`benchmark.ops.graph.propagate`, ``cg_iterations``
     steps, relative tolerance ``tol``). Then ``budget`` times: pick the unpicked unlabeled example
     with the smallest h and add it to the queries. h is linear in the queries, so the re-solve for
     ``Q + {j}`` is warm-started from the previous h and its CG steps are spent on the residual of
@@ -193,7 +79,7 @@ def jlp_select(unlabeled_emb: Tensor, labeled_emb: Tensor | None, budget: int, g
     w_norm = normalize_graph(knn_graph(x, k, gamma, reciprocal))
     queries = torch.zeros(x.shape[0], device=dev)
     queries[n:] = 1.0
-    h = conjugate_gradient(w_norm, queries, alpha, cg_iterations, tol)
+    h = propagate(w_norm, queries, alpha, cg_iterations, tol)
     order = torch.randperm(n, generator=generator, device=generator.device).to(dev)
     picked = torch.zeros(n, dtype=torch.bool, device=dev)
     picks = torch.empty(budget, dtype=torch.long, device=dev)
@@ -204,7 +90,7 @@ def jlp_select(unlabeled_emb: Tensor, labeled_emb: Tensor | None, budget: int, g
         if t + 1 < budget:
             e = torch.zeros_like(queries)
             e[j] = 1.0
-            h.add_(conjugate_gradient(w_norm, e, alpha, cg_iterations, tol))
+            h.add_(propagate(w_norm, e, alpha, cg_iterations, tol))
     return picks
 
 
@@ -215,7 +101,6 @@ class JointLabelPropagation(Strategy):
     """jLP: greedily the unlabeled sample least manifold-similar to the labeled ones (seed 004, Eq. (12))."""
 
     name = "jlp"
-    needs = ("embeddings",)
 
     def __init__(self, k: int = 50, gamma: float = 3.0, alpha: float = 0.99, cg_iterations: int = 20,
                  tol: float = 1e-6, reciprocal: bool = True) -> None:

@@ -12,7 +12,6 @@ class LearningLoss(Strategy):
     """LL4AL (Yoo & Kweon 2019): label the samples with the *highest* predicted loss."""
 
     name = "learning_loss"
-    needs = ("loss_prediction",)
 
     def select(self, ctx: SelectionContext, budget: int) -> np.ndarray:
         losses = ctx.require_pool().predicted_losses().cpu().numpy()
@@ -24,7 +23,6 @@ class LPLGrad(EntropyGradNorm):
     automatically), then select by the entropy gradient norm of the main model, highest first."""
 
     name = "lplgrad"
-    needs = ("network", "loss_prediction")
 
 
 class JLS(Strategy):
@@ -33,7 +31,6 @@ class JLS(Strategy):
     label the samples it most confidently predicts to be unlabeled (lowest P(labeled))."""
 
     name = "jls"
-    needs = ("discriminator",)
 
     def select(self, ctx: SelectionContext, budget: int) -> np.ndarray:
         p_labeled = ctx.require_pool().discriminator_labeled_probability().cpu().numpy()

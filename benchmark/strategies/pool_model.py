@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from benchmark.training.aux import AuxTraining, DiscriminatorTraining
-    from benchmark.training.execution import Execution
+from benchmark.seeding import derive_seed
+from benchmark.training.execution import FP32_CPU, Execution
+from benchmark.training.forward import batched_forward
 
-EVAL_BATCH_SIZE = 1024
+if TYPE_CHECKING:
+    from benchmark.training.joint import JointModule
 
 
 def dropout_layers(model: nn.Module) -> list[nn.Module]:
@@ -29,10 +30,8 @@ class PoolModel:
 
     def __init__(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
                  normalize: Callable[[torch.Tensor], torch.Tensor], unlabeled: torch.Tensor,
-                 labeled: torch.Tensor, seed: int, aux: AuxTraining | DiscriminatorTraining | None = None,
+                 labeled: torch.Tensor, seed: int, aux: JointModule | None = None,
                  execution: Execution | None = None) -> None:
-        from benchmark.training.execution import FP32_CPU
-
         self.network, self.images, self.targets, self.normalize = model, images, targets, normalize
         self.aux = aux
         self.execution = execution or FP32_CPU
@@ -40,27 +39,23 @@ class PoolModel:
         self.seed = seed
         self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._mc: dict[int, torch.Tensor] = {}
+        self._module_scores: dict[str, torch.Tensor] = {}
 
     @property
     def device(self) -> torch.device:
         return self.images.device
 
-    @torch.no_grad()
     def _outputs(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Forward passes in the network's current mode (the callers set it)."""
-        probs, embeddings = [], []
-        for chunk in index.split(EVAL_BATCH_SIZE):
-            # autocast covers the network only: the strategies' own maths stays in fp32
-            with self.execution.autocast():
-                inputs = self.execution.prepare_input(self.normalize(self.images[chunk]))
-                logits, emb = self.network.forward_with_embedding(inputs)
-            probs.append(torch.softmax(logits.float(), dim=1))
-            embeddings.append(emb.float())
-        if not probs:
+        # autocast covers the network only: the strategies' own maths stays in fp32
+        parts = batched_forward(self.network.forward_with_embedding, self.images, self.normalize, self.execution,
+                                index=index)
+        if not parts:
             c = self.network.head.out_features
             return torch.empty(0, c, device=self.device), torch.empty(0, self.network.embedding_dim,
                                                                       device=self.device)
-        return torch.cat(probs), torch.cat(embeddings)
+        return (torch.cat([torch.softmax(logits.float(), dim=1) for logits, _ in parts]),
+                torch.cat([emb.float() for _, emb in parts]))
 
     def unlabeled_outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(softmax probabilities, penultimate embeddings) of the unlabeled pool, rows as ``unlabeled``."""
@@ -89,8 +84,6 @@ class PoolModel:
             self.network.eval()
             for layer in layers:
                 layer.train()
-            from benchmark.seeding import derive_seed
-
             torch.manual_seed(derive_seed(self.seed, int(self.labeled_index.numel()), "mc_dropout"))
             try:
                 self._mc[passes] = torch.stack([self._outputs(self.unlabeled_index)[0] for _ in range(passes)])
@@ -98,20 +91,24 @@ class PoolModel:
                 self.network.eval()
         return self._mc[passes]
 
+    def module_scores(self, kind: str, needed_by: str) -> torch.Tensor:
+        """The jointly trained module's score of every unlabeled sample (cached), rows as ``unlabeled``;
+        ``kind`` is the module (training.aux) that ``needed_by`` selects with."""
+        if self.aux is None or self.aux.kind != kind:
+            raise RuntimeError(f"{needed_by} needs the jointly trained {kind} module: training.aux: {kind}")
+        if kind not in self._module_scores:
+            self._module_scores[kind] = self.aux.unlabeled_scores(self)
+        return self._module_scores[kind]
+
     def discriminator_labeled_probability(self) -> torch.Tensor:
         """P(labeled) of every unlabeled sample by the jointly trained discriminator (training.aux:
         discriminator), from the cached embeddings."""
-        if self.aux is None or self.aux.kind != "discriminator":
-            raise RuntimeError("this needs the jointly trained discriminator: training.aux: discriminator")
-        return self.aux.labeled_probability(self.unlabeled_outputs()[1])
+        return self.module_scores("discriminator", "the discriminator's P(labeled)")
 
     def predicted_losses(self) -> torch.Tensor:
         """LL4AL's predicted loss of every unlabeled sample (needs training.aux: loss_prediction)."""
-        if self.aux is None or self.aux.kind != "loss_prediction":
-            raise RuntimeError("predicted losses need the loss-prediction module: training.aux: loss_prediction")
-        if "predicted_losses" not in self._cache:
-            parts = [self.aux.predict(self.network, self.normalize(self.images[chunk]))
-                     for chunk in self.unlabeled_index.split(EVAL_BATCH_SIZE)]
-            losses = torch.cat(parts) if parts else torch.empty(0, device=self.device)
-            self._cache["predicted_losses"] = (losses, losses)
-        return self._cache["predicted_losses"][0]
+        return self.module_scores("loss_prediction", "the predicted losses")
+
+    def critic_scores(self) -> torch.Tensor:
+        """WAAL's critic score D(z) of every unlabeled sample (needs training.aux: wasserstein)."""
+        return self.module_scores("wasserstein", "waal")

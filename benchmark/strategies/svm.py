@@ -82,7 +82,6 @@ class SVMMinMargin(Strategy):
     """
 
     name = "svm_min_margin"
-    needs = ("embeddings",)
 
     def __init__(self, C: float = DEFAULT_C) -> None:
         self.C = C

@@ -37,7 +37,6 @@ def select_by_scores(unlabeled: np.ndarray, scores: np.ndarray, budget: int) -> 
 
 
 class _ScoreStrategy(Strategy):
-    needs = ("probs",)
 
     @staticmethod
     def scores(probs: np.ndarray) -> np.ndarray:

@@ -65,6 +65,7 @@ from torch import Tensor, nn
 
 from benchmark.strategies.base import SelectionContext, Strategy, top_k
 from benchmark.strategies.random import random_selection
+from benchmark.training.loop import optimizer_step
 
 SCORE_BATCH_SIZE = 1024
 
@@ -267,9 +268,7 @@ def train_vaal(images: Tensor, labeled: Tensor, unlabeled: Tensor, seed: int,
                 kl_t = _mean(kl[:n_lab]) + _mean(kl[n_lab:])
                 adv_t = _mean(adv[:n_lab]) + _mean(adv[n_lab:])
                 loss = rec_t + p.beta * kl_t + p.adversary_weight * adv_t
-                opt_vae.zero_grad(set_to_none=True)
-                loss.backward()
-                opt_vae.step()
+                optimizer_step(loss, opt_vae)
                 for key, value in (("vae", loss), ("reconstruction", rec_t), ("kl", kl_t), ("adversarial", adv_t)):
                     history[key].append(float(value.detach()))
             for _ in range(p.disc_steps):
@@ -281,9 +280,7 @@ def train_vaal(images: Tensor, labeled: Tensor, unlabeled: Tensor, seed: int,
                 target[:n_lab] = 1.0
                 bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
                 d_loss = _mean(bce[:n_lab]) + _mean(bce[n_lab:])
-                opt_disc.zero_grad(set_to_none=True)
-                d_loss.backward()
-                opt_disc.step()
+                optimizer_step(d_loss, opt_disc)
                 history["disc"].append(float(d_loss.detach()))
     vae.eval()
     disc.eval()
@@ -321,7 +318,6 @@ class VAAL(Strategy):
     unlabeled samples scored least likely labeled. Round 0 (empty labeled set): seeded random sampling."""
 
     name = "vaal"
-    needs = ("images",)
 
     def __init__(self, latent_dim: int = 32, width: int = 128, disc_hidden: int = 512, disc_depth: int = 4,
                  beta: float = 1.0, adversary_weight: float = 1.0, lr_vae: float = 5e-4, lr_disc: float = 5e-4,

@@ -41,7 +41,6 @@ class WAAL(Strategy):
     """WAAL (Shui et al. 2020): most uncertain and least labeled-like samples, by the jointly trained critic."""
 
     name = "waal"
-    needs = ("probs", "wasserstein")
 
     def __init__(self, selection: float = SELECTION) -> None:
         if selection < 0:
@@ -51,9 +50,6 @@ class WAAL(Strategy):
 
     def select(self, ctx: SelectionContext, budget: int) -> np.ndarray:
         pool = ctx.require_pool()
-        aux = pool.aux
-        if aux is None or aux.kind != "wasserstein":
-            raise RuntimeError("waal selects with the jointly trained Wasserstein critic: training.aux: wasserstein")
-        probs, embeddings = pool.unlabeled_outputs()
-        critic = aux.critic_scores(embeddings)  # type: ignore[union-attr]
+        critic = pool.critic_scores()
+        probs, _ = pool.unlabeled_outputs()
         return ctx.unlabeled[top_k(waal_scores(probs, critic, self.selection).cpu().numpy(), budget)]

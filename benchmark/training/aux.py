@@ -29,6 +29,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from benchmark.models.base import Backbone
+from benchmark.training.forward import batched_forward
+from benchmark.training.joint import PoolView, TrainingStep
 
 HIDDEN_UNITS = 128
 
@@ -89,15 +91,39 @@ def ranking_loss(predicted: torch.Tensor, target: torch.Tensor, margin: float = 
 
 @dataclass
 class AuxTraining:
-    """A loss-prediction module attached to a backbone, with its training settings."""
+    """A loss-prediction module attached to a backbone, with its training settings (a
+    :class:`~benchmark.training.joint.JointModule`)."""
 
     kind = "loss_prediction"
+    pairs_unlabeled = False
 
     module: LossPredictionModule
     taps: FeatureTaps
     weight: float
     margin: float
     detach_epoch: int
+    unlabeled_images: torch.Tensor | None = None  # never needed
+
+    def start_round(self, unlabeled_images: torch.Tensor | None, n_labeled: int) -> None:
+        pass
+
+    def training_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: TrainingStep) -> torch.Tensor:
+        with self.taps.active() as maps:
+            logits = model(step.prepare(x))
+        per_sample = F.cross_entropy(logits.float(), y, reduction="none")
+        return per_sample.mean() + self.loss([m.float() for m in maps], per_sample, step.epoch)
+
+    def unlabeled_scores(self, pool: PoolView) -> torch.Tensor:
+        """LL4AL's predicted loss of every unlabeled sample (plain fp32: the pass runs outside autocast)."""
+        parts = batched_forward(lambda x: self.predict(pool.network, x), pool.images, pool.normalize,
+                                index=pool.unlabeled_index)
+        return torch.cat(parts) if parts else torch.empty(0, device=pool.device)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.module.load_state_dict(state)
 
     def loss(self, maps: list[torch.Tensor], per_sample_loss: torch.Tensor, epoch: int) -> torch.Tensor:
         if epoch >= self.detach_epoch:  # stop the ranking loss from shaping the backbone late in training
@@ -137,13 +163,35 @@ def sample_unlabeled(images: torch.Tensor | None, size: int, generator: torch.Ge
 
 @dataclass
 class DiscriminatorTraining:
-    """A discriminator sharing the backbone, and the unlabeled images it contrasts with."""
+    """A discriminator sharing the backbone, and the unlabeled images it contrasts with (a
+    :class:`~benchmark.training.joint.JointModule`)."""
 
     module: DiscriminatorModule
     weight: float
     unlabeled_images: torch.Tensor | None = None  # uint8, set by the runner each round
 
     kind = "discriminator"
+    pairs_unlabeled = True
+
+    def start_round(self, unlabeled_images: torch.Tensor | None, n_labeled: int) -> None:
+        self.unlabeled_images = unlabeled_images
+
+    def training_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: TrainingStep) -> torch.Tensor:
+        """One forward pass of the labeled batch and as many unlabeled images, contrasted on the embedding."""
+        n = x.shape[0]
+        xu = step.augment(self.unlabeled_batch(n, step.generator))
+        logits, embeddings = model.forward_with_embedding(step.prepare(torch.cat([x, xu])))
+        return F.cross_entropy(logits[:n], y) + self.loss(embeddings.float(), n)
+
+    def unlabeled_scores(self, pool: PoolView) -> torch.Tensor:
+        """P(labeled) of every unlabeled sample, from the pool's cached embeddings."""
+        return self.labeled_probability(pool.unlabeled_outputs()[1])
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.module.load_state_dict(state)
 
     def unlabeled_batch(self, size: int, generator: torch.Generator) -> torch.Tensor:
         return sample_unlabeled(self.unlabeled_images, size, generator, self.kind)

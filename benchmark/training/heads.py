@@ -32,8 +32,8 @@ from benchmark.config import TrainingConfig
 from benchmark.models.base import Backbone
 from benchmark.training.augment import Normalizer
 from benchmark.training.execution import FP32_CPU, Execution
-from benchmark.training.trainer import (
-    EVAL_BATCH_SIZE,
+from benchmark.training.forward import frozen_features
+from benchmark.training.loop import (
     AugmentationSpec,
     EpochCallback,
     TrainResult,
@@ -42,6 +42,7 @@ from benchmark.training.trainer import (
     epoch_batches,
     make_optimizer,
     make_scheduler,
+    optimizer_step,
 )
 
 # logit of a class without any labeled example under the SVM head: far below any decision value of a
@@ -76,16 +77,6 @@ def train_head(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg
         raise ValueError(f"training.head must be linear or svm here, got '{cfg.head}'")
     model.eval()
     return TrainResult(final_loss=loss, seconds=time.perf_counter() - start)
-
-
-@torch.no_grad()
-def frozen_features(model: Backbone, images: torch.Tensor, normalize: Normalizer,
-                    execution: Execution = FP32_CPU, batch_size: int = EVAL_BATCH_SIZE) -> torch.Tensor:
-    """float32 embeddings (``model.features``) of uint8 images in eval mode, without gradients."""
-    model.eval()
-    with execution.autocast():
-        return torch.cat([model.features(execution.prepare_input(normalize(chunk))).float()
-                          for chunk in images.split(batch_size)])
 
 
 BatchFeatures = Callable[[torch.Tensor], torch.Tensor]
@@ -127,9 +118,7 @@ def _fit_linear(model: Backbone, batch_features: BatchFeatures, labels: torch.Te
         loss_sum = torch.zeros((), device=labels.device)
         for idx in epoch_batches(n, cfg.batch_size, generator, labels.device):
             loss = F.cross_entropy(model.head(model.head_dropout(batch_features(idx))), labels[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            optimizer_step(loss, optimizer)
             loss_sum += loss.detach() * idx.numel()
         mean_loss = end_epoch(scheduler, loss_sum, n, epoch + 1, cfg.epochs, on_epoch, "linear-head loss")
     return mean_loss

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -30,11 +29,11 @@ from torch.nn import functional as F
 
 from benchmark.config import TrainingConfig
 from benchmark.models.base import Backbone
-from benchmark.strategies.jlp import knn_graph
+from benchmark.ops.graph import knn_graph, normalize_graph, propagate
 from benchmark.training.augment import Normalizer
 from benchmark.training.execution import FP32_CPU, Execution
-from benchmark.training.heads import frozen_features
-from benchmark.training.trainer import (
+from benchmark.training.forward import frozen_features
+from benchmark.training.loop import (
     AugmentationSpec,
     EpochCallback,
     LabeledStream,
@@ -43,8 +42,9 @@ from benchmark.training.trainer import (
     end_epoch,
     make_optimizer,
     make_scheduler,
-    train_supervised,
+    optimizer_step,
 )
+from benchmark.training.supervised import train_supervised
 
 # similarities computed at once by the kNN search: 2^25 float32 = 128 MiB per block of rows
 KNN_BLOCK_ELEMENTS = 1 << 25
@@ -75,27 +75,13 @@ def knn_affinity(features: torch.Tensor, k: int, gamma: float,
       weighs twice), as Iscen et al.'s and seed 004's released code build it.
 
     One home for the graph: the neighbour search, block by block (about ``block_elements``
-    similarities at a time, never n x n), is jLP's :func:`benchmark.strategies.jlp.knn_graph`; zero
+    similarities at a time, never n x n), is :func:`benchmark.ops.graph.knn_graph`, shared with jLP; zero
     affinities (cosine <= 0) are left out. Returns an (n, n) float32 tensor.
     """
     if features.ndim != 2:
         raise ValueError(f"features must be a 2-d (n, d) tensor, got shape {tuple(features.shape)}")
-    if k <= 0 or gamma <= 0:
-        raise ValueError(f"k and gamma must be positive, got k={k}, gamma={gamma}")
     graph = knn_graph(features, k, gamma, reciprocal=reciprocal, block_elements=block_elements)
     return graph.to_sparse_coo().coalesce()
-
-
-def normalized_affinity(affinity: torch.Tensor) -> torch.Tensor:
-    """``D^-1/2 W D^-1/2`` with ``D = diag(W 1)`` (Zhou et al. 2004; seed 004 Section III); a node of
-    degree 0 keeps an empty row and column."""
-    w = affinity.coalesce()
-    rows, cols = w.indices()
-    values = w.values()
-    degree = torch.zeros(w.shape[0], dtype=values.dtype, device=values.device).index_add_(0, rows, values)
-    scale = torch.where(degree > 0, degree.clamp(min=torch.finfo(values.dtype).tiny).rsqrt(), 0.0)
-    return torch.sparse_coo_tensor(w.indices(), values * scale[rows] * scale[cols], w.shape,
-                                   is_coalesced=True, check_invariants=False)
 
 
 # --------------------------------------------------------------------------- propagation
@@ -105,54 +91,21 @@ def propagate_labels(affinity: torch.Tensor, labeled_idx: torch.Tensor, labels: 
                      alpha: float, iterations: int = 20, tol: float = CG_TOLERANCE) -> torch.Tensor:
     """Z (n, c) approximately solving ``(I - alpha W_n) Z = Y`` for all classes at once.
 
-    ``affinity`` is the symmetric W of :func:`knn_affinity` (normalised here), ``Y = chi(L, y)`` the
-    one-hot labels of the labeled rows, zero elsewhere (seed 004, Eq. 8). Eq. (9)'s factor
+    ``affinity`` is the symmetric W of :func:`knn_affinity` (normalised here by
+    :func:`benchmark.ops.graph.normalize_graph`), ``Y = chi(L, y)`` the one-hot labels of the labeled
+    rows, zero elsewhere (seed 004, Eq. 8). Eq. (9)'s factor
     ``1 - alpha`` is left out: it disappears in the row normalisation of :func:`pseudo_label_weights`.
     ``I - alpha W_n`` is symmetric positive definite for ``0 <= alpha < 1``, so each column is solved
-    by conjugate gradient (Iscen et al. 2019, Section 3.2), all columns in step: at most
-    ``iterations`` sparse matrix products, a column stopping once its residual is at most ``tol`` times
-    its right-hand side (Iscen et al.'s 20 iterations and 1e-6 are the defaults: with alpha = 0.99 that
-    is a truncated Krylov approximation, not the exact solve).
+    by conjugate gradient (:func:`benchmark.ops.graph.propagate`; Iscen et al. 2019, Section 3.2), all
+    columns in step: at most ``iterations`` sparse matrix products, a column stopping once its residual
+    is at most ``tol`` times its right-hand side (Iscen et al.'s 20 iterations and 1e-6 are the defaults:
+    with alpha = 0.99 that is a truncated Krylov approximation, not the exact solve).
     """
-    if not 0 <= alpha < 1:
-        raise ValueError(f"alpha must be in [0, 1), got {alpha}")
-    w_n = normalized_affinity(affinity)
+    w_n = normalize_graph(affinity)
     n = w_n.shape[0]
     y = torch.zeros((n, num_classes), dtype=w_n.dtype, device=w_n.device)
     y[labeled_idx, labels] = 1.0
-
-    def matmul(v: torch.Tensor) -> torch.Tensor:
-        return v - alpha * torch.sparse.mm(w_n, v)
-
-    return conjugate_gradient(matmul, y, iterations, tol)
-
-
-def conjugate_gradient(matmul: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, iterations: int,
-                       tol: float) -> torch.Tensor:
-    """Column-wise CG for ``A X = B`` with symmetric positive definite A given by ``matmul(V) = A V``.
-
-    Every column runs its own CG recursion (its own step sizes), vectorised across columns; a
-    column whose residual norm is at most ``tol`` times the norm of its right-hand side (or whose
-    right-hand side is 0, e.g. a class without labels) stops changing.
-    """
-    x = torch.zeros_like(b)
-    r = b.clone()
-    p = r.clone()
-    rs = (r * r).sum(dim=0)
-    target = tol**2 * rs
-    for _ in range(iterations):
-        active = rs > target
-        if not bool(active.any()):
-            break
-        ap = matmul(p)
-        curvature = (p * ap).sum(dim=0)
-        step = torch.where(active, rs / torch.where(active, curvature, 1.0), 0.0)
-        x += step * p
-        r -= step * ap
-        rs_new = (r * r).sum(dim=0)
-        p = r + torch.where(active, rs_new / torch.where(active, rs, 1.0), 0.0) * p
-        rs = torch.where(active, rs_new, rs)
-    return x
+    return propagate(w_n, y, alpha, iterations, tol)
 
 
 def pseudo_label_weights(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -221,7 +174,7 @@ def train_label_propagation(model: nn.Module, images: torch.Tensor, labels: torc
     counts the ``semi_warmup_epochs + epochs`` epochs of both phases.
     """
     warmup, semi_batch = semi_schedule(cfg)
-    backbone = _check_inputs(model, images, pool_images, semi_batch)
+    backbone = _check_inputs(model, images, pool_images)
     start = time.perf_counter()
     total_epochs = warmup + cfg.epochs
 
@@ -248,15 +201,11 @@ def train_label_propagation(model: nn.Module, images: torch.Tensor, labels: torc
     return TrainResult(final_loss=mean_loss, seconds=time.perf_counter() - start)
 
 
-def _check_inputs(model: nn.Module, images: torch.Tensor, pool_images: torch.Tensor, semi_batch: int) -> Backbone:
+def _check_inputs(model: nn.Module, images: torch.Tensor, pool_images: torch.Tensor) -> Backbone:
     """``model`` as a Backbone, once the inputs are checked (a clear error otherwise)."""
     if not isinstance(model, Backbone):
         raise TypeError(f"training.semi: label_propagation needs a Backbone (features + linear head), "
                         f"got {type(model).__name__}")
-    if semi_batch < 2:
-        raise ValueError("training.semi: label_propagation mixes labeled and pseudo-labeled images in each "
-                         f"mini-batch, so training.semi_batch_size (auto: batch_size) must be at least 2, "
-                         f"got {semi_batch}")
     if images.shape[0] == 0:
         raise ValueError("training.semi: label_propagation needs at least one labeled image")
     if pool_images.device != images.device or pool_images.shape[1:] != images.shape[1:]:
@@ -299,9 +248,7 @@ def _semi_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, po
         x = augment_batch(x, cfg.augmentation, augmentation, generator)
         with execution.autocast():
             loss = F.cross_entropy(model(execution.prepare_input(normalize(x))), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        optimizer_step(loss, optimizer)
         loss_sum += loss.detach().float() * y.numel()
         seen += y.numel()
     return loss_sum, seen

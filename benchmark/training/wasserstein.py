@@ -37,8 +37,11 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from benchmark.training.aux import sample_unlabeled
+from benchmark.training.joint import PoolView, TrainingStep
+from benchmark.training.loop import optimizer_step
 
 GP_WEIGHT = 2.0  # gradient penalty in the critic's step (official wasserstein_adversarial.py: 2)
 CRITIC_STEPS = 1  # critic updates per batch (official: `for _ in range(1)`)
@@ -81,7 +84,8 @@ def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], a: torch.Te
 
 @dataclass
 class WassersteinTraining:
-    """A critic sharing the backbone, its optimizer, and the unlabeled images it contrasts with."""
+    """A critic sharing the backbone, its optimizer, and the unlabeled images it contrasts with (a
+    :class:`~benchmark.training.joint.JointModule`)."""
 
     module: WassersteinCritic
     alpha: float
@@ -92,6 +96,29 @@ class WassersteinTraining:
     n_labeled: int | None = None  # |L|, set by the runner each round (gamma = |L| / |U|)
 
     kind = "wasserstein"
+    pairs_unlabeled = True
+
+    def start_round(self, unlabeled_images: torch.Tensor | None, n_labeled: int) -> None:
+        self.unlabeled_images, self.n_labeled = unlabeled_images, n_labeled
+
+    def training_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: TrainingStep) -> torch.Tensor:
+        """The min-max step on the labeled batch and as many unlabeled images through the backbone together:
+        the critic's own update first (max), then the backbone's loss (min)."""
+        n = x.shape[0]
+        xu = step.augment(self.unlabeled_batch(n, step.generator))
+        logits, embeddings = model.forward_with_embedding(step.prepare(torch.cat([x, xu])))
+        self.critic_step(embeddings, n, step.generator)
+        return F.cross_entropy(logits[:n], y) + self.adversarial_loss(embeddings.float(), n)
+
+    def unlabeled_scores(self, pool: PoolView) -> torch.Tensor:
+        """D(z) of every unlabeled sample, from the pool's cached embeddings."""
+        return self.critic_scores(pool.unlabeled_outputs()[1])
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.module.load_state_dict(state)
 
     @property
     def gamma(self) -> float:
@@ -118,9 +145,7 @@ class WassersteinTraining:
                 estimate = wasserstein_estimate(self.module(z_u), self.module(z_l), gamma)
                 penalty = gradient_penalty(self.module, z_u, z_l, mix)
                 loss = self.alpha * (-estimate + self.gp_weight * penalty)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
+                optimizer_step(loss, self.optimizer)
 
     def adversarial_loss(self, embeddings: torch.Tensor, n_labeled: int) -> torch.Tensor:
         """The min step's term ``alpha * W`` with the critic frozen: gradients reach the embeddings (the
