@@ -2,12 +2,12 @@
 
 A cell resumes from this state after a crash or a kill and produces exactly the rows of an
 uninterrupted run. A checkpoint that cannot be used (another format version, another cell, an
-unreadable file) is never fatal: the cell restarts from scratch, with a warning.
+unreadable file, a folder in its place) is never fatal: it is moved to the suite's ``.quarantine/``
+folder with a warning that names it, and the cell restarts from scratch.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.store import atomic_write
+from benchmark.store import atomic_write, quarantine
 
 # the layout of the saved dict; a change of keys or meaning needs a new version (old files then restart)
 CHECKPOINT_VERSION = 3
@@ -53,7 +53,9 @@ class CellState:
 
     @classmethod
     def load(cls, path: Path, cell_id: str) -> CellState | None:
-        """The saved state of ``cell_id``, or None when there is none or it cannot be used (warned)."""
+        """The saved state of ``cell_id``, or None when there is none or it cannot be used (quarantined)."""
+        if path.is_dir() and not path.is_symlink():
+            return _discard(path, "it is a folder, not a file")
         if not path.is_file():
             return None
         try:
@@ -71,5 +73,6 @@ class CellState:
 
 
 def _discard(path: Path, why: str) -> None:
-    warnings.warn(f"ignoring the checkpoint {path}: {why}; the cell restarts from scratch", stacklevel=3)
+    """Move the unusable checkpoint ``<suite>/.work/<cell>.pt`` to ``<suite>/.quarantine/`` (warned)."""
+    quarantine(path, f"{why}; the cell restarts from scratch", suite_dir=path.parent.parent)
     return None

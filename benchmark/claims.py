@@ -20,6 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
+from benchmark.errors import ResultsLayoutError
 from benchmark.ops.locks import exclusive_lock
 from benchmark.store import atomic_write
 
@@ -81,16 +82,26 @@ class Claim:
         self.release()
 
 
-def try_claim(claims_dir: Path, cell_id: str,
-              stale_after: float = STALE_AFTER_SECONDS) -> tuple[Claim | None, bool]:
-    """(claim, took_over_stale) or (None, False) when a live process holds the cell."""
+def _check_not_a_folder(*paths: Path) -> None:
+    """A folder where a claim or its lock file belongs (a hand-made mess) would fail deep in a write: say so."""
+    for path in paths:
+        if path.is_dir():
+            raise ResultsLayoutError(f"{path} is a folder where alb keeps a claim file; remove it (no alb process "
+                                     "may be running this suite then) and rerun")
+
+
+def try_claim(claims_dir: Path, cell_id: str, stale_after: float = STALE_AFTER_SECONDS,
+              executor: str = "local") -> tuple[Claim | None, bool]:
+    """(claim, took_over_stale) or (None, False) when a live process holds the cell; ``executor`` (local,
+    ray, slurm job ...) is recorded with the owner for `alb status`."""
     path = claims_dir / f"{cell_id}.json"
+    _check_not_a_folder(path, path.with_suffix(".lock"))
     with exclusive_lock(path.with_suffix(".lock")):
         took_over = path.exists()
         if took_over and not is_stale(path, stale_after):
             return None, False
         token = uuid.uuid4().hex
         owner = {"host": socket.gethostname(), "pid": os.getpid(), "token": token,
-                 "since": time.time()}
+                 "since": time.time(), "executor": executor}
         atomic_write(path, lambda tmp: tmp.write_text(json.dumps(owner)))
     return Claim(path, token), took_over

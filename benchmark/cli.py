@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmark import __version__
-from benchmark.errors import AlbError
+from benchmark.errors import AlbError, AlbWarning
 
 if TYPE_CHECKING:
     from benchmark.store import SuiteStore
@@ -48,10 +51,33 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _add_executor_args(run: argparse.ArgumentParser) -> None:
+    """Who runs the cells (benchmark/executors/; README 'Running on a cluster')."""
+    group = run.add_argument_group("executors")
+    group.add_argument("--cell", default=None, metavar="ID",
+                       help="run only this cell (its id or a unique prefix; ids: --dry-run), in this process")
+    group.add_argument("--executor", choices=["local", "ray", "slurm"], default="local",
+                       help="local (default): this machine; ray: one Ray task per cell; slurm: one job array")
+    group.add_argument("--workers", type=int, default=1,
+                       help="local: N worker processes, each with cores/N torch threads unless --threads")
+    group.add_argument("--address", default=None, help="ray: address of a running cluster (default: start one here)")
+    group.add_argument("--cpus-per-cell", type=int, default=None, help="ray / slurm: CPUs (and torch threads) per cell")
+    group.add_argument("--gpus-per-cell", type=float, default=None, help="ray / slurm: GPUs per cell (ray: fractions)")
+    group.add_argument("--max-retries", type=int, default=3,
+                       help="ray: reruns of a task whose worker died; the cell resumes from its last round")
+    group.add_argument("--executor-config", type=Path, default=None, metavar="FILE",
+                       help="slurm: YAML with partition, time, cpus_per_cell, gpus_per_cell, mem_gb, setup, ...")
+    group.add_argument("--partition", default=None, help="slurm: partition (overrides the config file)")
+    group.add_argument("--time", default=None, metavar="MIN|HH:MM:SS", help="slurm: time limit per cell")
+    group.add_argument("--wait", action="store_true", help="slurm: wait for the array instead of returning")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alb",
                                      description="alb: reproducible deep active learning benchmark")
     parser.add_argument("--version", action="version", version=f"alb {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="print the full traceback of an error (before the command: alb --debug run ...)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run every unfinished cell of a suite (resumable)")
@@ -75,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "'python -m benchmark.perf.training'), for a time estimate; no default, since it "
                           "depends on the GPU, backbone and image size")
     run.add_argument("--quiet", action="store_true", help="plain log lines instead of a live display")
+    _add_executor_args(run)
 
     status = sub.add_parser("status", help="list each cell of a suite as done / running / failed / pending")
     _add_suite_args(status)
@@ -112,7 +139,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.data.loading import resolve_data_dir
-    from benchmark.runner import run_suite
     from benchmark.store import SuiteStore
     from benchmark.suite import load_suite
 
@@ -129,9 +155,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.threads is not None and args.threads < 1:
         raise AlbError(f"--threads must be at least 1, got {args.threads}")
-    outcome = run_suite(suite, store, args.device, resolve_data_dir(args.data_dir), force=args.force,
-                        threads=args.threads, precision=args.precision, compile=args.compile,
-                        reporter_factory=partial(make_reporter, quiet=args.quiet))
+    from benchmark.executors import run_with_executor
+
+    outcome = run_with_executor(args, suite, store, resolve_data_dir(args.data_dir),
+                                partial(make_reporter, quiet=args.quiet))
+    if outcome is None:  # submitted to a cluster without --wait
+        return 0
     print(f"suite '{suite.name}': {outcome.done} run, {outcome.cached} cached, {outcome.failed} failed, "
           f"{outcome.busy} running elsewhere ({len(suite.cells)} cells) -> {store.dir}")
     if outcome.failed:
@@ -176,6 +205,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     k = DEFAULT_K if args.k is None else args.k
     if tolerance < 0 or k < 0:
         raise AlbError("--tolerance and --k must be non-negative")
+    if args.results.exists() and not args.results.is_dir():
+        raise AlbError(f"--results {args.results} is a file, not a results folder; pass the folder 'alb run' "
+                       "wrote to")
     if args.save_baseline is not None:
         entries = save_suite_baseline(args.suite, args.results, args.save_baseline)
         print(f"baseline with {entries} entries written to {args.save_baseline}")
@@ -242,20 +274,62 @@ COMMANDS = {"run": cmd_run, "status": cmd_status, "check": cmd_check, "report": 
             "list": cmd_list}
 
 
+def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    line: str | None = None) -> str:
+    """alb's own warnings as one line; others as Python shows them."""
+    if issubclass(category, AlbWarning):
+        return f"alb: warning: {message}\n"
+    return _PYTHON_FORMAT_WARNING(message, category, filename, lineno, line)
+
+
+_PYTHON_FORMAT_WARNING = warnings.formatwarning
+
+
+def _log_error(args: argparse.Namespace, text: str) -> None:
+    """The traceback into the suite's events log, when the command has a suite whose folder exists."""
+    with contextlib.suppress(Exception):  # best effort: the error may be about this very folder
+        from benchmark.store import SuiteStore
+        from benchmark.suite import load_suite
+
+        store = SuiteStore(args.results, load_suite(args.suite).name)
+        if store.dir.is_dir():
+            store.log_event("error", traceback=text)
+
+
+def _os_error_line(exc: OSError) -> str:
+    """'Permission denied: results/x' plus what to do."""
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    what = exc.strerror or str(exc)
+    return (f"{what}{': ' + where if where else ''}; check that path (a file where a folder belongs, "
+            "permissions, a full disk) and rerun (alb --debug ... shows the traceback)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    python_format, warnings.formatwarning = warnings.formatwarning, _format_warning
     try:
         return COMMANDS[args.command](args)
     except AlbError as exc:
+        if args.debug:
+            traceback.print_exc()
         print(f"alb: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):  # output piped into `head` and the like: stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
+        text = traceback.format_exc()
+        _log_error(args, text)
+        if args.debug:
+            print(text, end="", file=sys.stderr)
+        print(f"alb: error: {_os_error_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("alb: interrupted; progress up to the last finished round is saved, rerun to resume",
               file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = python_format
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import typing
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -19,7 +20,7 @@ from benchmark.data.views import view_pool_size
 from benchmark.errors import ConfigError
 from benchmark.models import BACKBONES, mc_dropout_sites
 from benchmark.registry import EpochFraction
-from benchmark.strategies import STRATEGIES, initial_strategy_names, phase_strategies
+from benchmark.strategies import PARAM_RANGES, STRATEGIES, initial_strategy_names, phase_strategies
 from benchmark.strict_model import StrictModel
 
 __all__ = ["RedundancyConfig", "StrictModel", "ViewConfig"]  # re-exported: part of the configuration
@@ -28,6 +29,21 @@ __all__ = ["RedundancyConfig", "StrictModel", "ViewConfig"]  # re-exported: part
 # a change of one component (a strategy, backbone, dataset loader, the trainer, a pre-training method)
 # bumps that component's version instead (benchmark/versions.py).
 PROTOCOL_VERSION = 1
+
+SHOWN_VALUE_CHARS = 200  # error messages show at most this much of a bad value
+
+
+def shorten(value: Any, limit: int = SHOWN_VALUE_CHARS) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so that a huge bad value never floods an error message."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's limit on digits for str()
+        return f"<an integer of {value.bit_length()} bits>"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+# seeds are stored in int64 columns (results, reports); numpy's SeedSequence would take any size
+MAX_SEED = 2**63 - 1
 
 SSL_METHODS = ("simsiam", "deepcluster", "rotation")
 INIT_CHOICES = ("scratch", "imagenet", *SSL_METHODS, "checkpoint:PATH")
@@ -201,7 +217,8 @@ class CellConfig(StrictModel):
     pool_subset: int | None = Field(
         None, gt=0, description="score only a random subset of this many unlabeled samples in each query "
         "round, as seeds 001 (A.16: 10x the query size) and 002 (R) do; null: the whole pool")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="any integer in [0, 2**63 - 1]: results and reports keep "
+                      "seeds in 64-bit integer columns")
     budget: BudgetConfig
     training: TrainingConfig = TrainingConfig()
     init: str = Field("scratch", description="starting weights of the backbone (its classifier always starts "
@@ -355,8 +372,26 @@ def _checked_strategy_params(strategy: str, params: dict[str, Any] | None) -> di
         except ValidationError:
             expected = accepted[name].annotation
             raise ValueError(f"strategy_params.{name}: '{strategy}' expects {getattr(expected, '__name__', expected)}"
-                             f", got {value!r}") from None
+                             f", got {shorten(value)}") from None
+        problem = _out_of_range(checked[name], PARAM_RANGES.get(strategy, {}).get(name, ()))
+        if problem:
+            raise ValueError(f"strategy_params.{name}: '{strategy}' needs {problem}, got {shorten(value)}")
     return checked
+
+
+def _out_of_range(value: Any, bounds: tuple[Any, ...]) -> str | None:
+    """What a numeric strategy parameter violates (finite, then its declared ``bounds``), or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return "a finite number"
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        TypeAdapter(Annotated[(type(value), *bounds)]).validate_python(value)
+    except ValidationError as exc:
+        return "a value " + exc.errors()[0]["msg"].removeprefix("Input should be ")
+    return None
 
 
 def _with_strategy_settings(strategy: str, phases: tuple[str, ...], training: TrainingConfig) -> TrainingConfig:

@@ -17,3 +17,15 @@ class DatasetUnavailableError(AlbError):
 
 class NonFiniteLossError(AlbError):
     """Training produced a NaN or infinite loss; the cell is recorded as failed."""
+
+
+class ResultsLayoutError(AlbError):
+    """A path in a results folder has the wrong kind (a file where a folder belongs, or the reverse)."""
+
+
+class AlbWarning(UserWarning):
+    """A warning the CLI prints as one line, ``alb: warning: ...``."""
+
+
+class DamagedFileWarning(AlbWarning):
+    """A result or checkpoint file was unusable and moved to quarantine, or a stray file was ignored."""

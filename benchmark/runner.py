@@ -14,9 +14,10 @@ CLI can list, validate and skip finished cells quickly.
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,8 +99,27 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
         state.next_round = r + 1
         state.save(progress_path)
         ctx.store.log_event("round_finished", cell_id=cell.id, round=r)
+        _maybe_inject_fault(ctx.store, cell.id, r)
         events.round_finished(row)
     return state.rows
+
+
+FAULT_KILL_AFTER_ROUND = "ALB_FAULT_KILL_AFTER_ROUND"  # tests of retries: die after this round, once per cell
+FAULT_CELL = "ALB_FAULT_CELL"  # optional: only the cells whose id starts with this
+FAULT_EXIT_CODE = 75
+
+
+def _maybe_inject_fault(store: SuiteStore, cell_id: str, round_index: int) -> None:
+    """Off unless ALB_FAULT_KILL_AFTER_ROUND is set: exit hard (no cleanup, like a killed node) after that
+    round, once per cell; a marker file beside the checkpoint keeps the retry alive."""
+    after = os.environ.get(FAULT_KILL_AFTER_ROUND)
+    if after is None or int(after) != round_index or not cell_id.startswith(os.environ.get(FAULT_CELL, "")):
+        return
+    marker = store.progress_path(cell_id).with_suffix(".fault-injected")
+    if marker.exists():
+        return
+    marker.write_text(f"killed after round {round_index}\n")
+    os._exit(FAULT_EXIT_CODE)
 
 
 def _first_selection(cfg: CellConfig, learner: Learner) -> tuple[np.ndarray, float]:
@@ -167,11 +187,14 @@ class SuiteOutcome:
 
 def run_suite(suite: Suite, store: SuiteStore, device: str | None, data_dir: Path,
               force: bool = False, threads: int | None = None, precision: str = "auto", compile: bool = False,
-              reporter_factory: Callable[..., Any] | None = None) -> SuiteOutcome:
-    """Run every cell not yet finished; a failing cell is recorded and the others go on."""
+              reporter_factory: Callable[..., Any] | None = None, only: Collection[str] | None = None,
+              executor: str = "local") -> SuiteOutcome:
+    """Run every cell not yet finished (of ``only``, the ids of a subset, when given); a failing cell is
+    recorded and the others go on. ``executor`` names who runs the cells, in claims and events."""
     outcome = SuiteOutcome()
-    todo = [c for c in suite.cells if force or not store.is_done(c.id)]
-    outcome.cached = len(suite.cells) - len(todo)
+    cells = suite.cells if only is None else [c for c in suite.cells if c.id in only]
+    todo = [c for c in cells if force or not store.is_done(c.id)]
+    outcome.cached = len(cells) - len(todo)
     # the suite's assumptions beside its results, refreshed on every run (see benchmark/assumptions.py)
     write_suite_record(store.root, suite)
     if not todo:
@@ -190,10 +213,10 @@ def run_suite(suite: Suite, store: SuiteStore, device: str | None, data_dir: Pat
     execution = Execution.for_device(ctx.device, precision, compile)
     meta = {**provenance(ctx.device), "precision": execution.precision,
             "channels_last": str(execution.channels_last).lower(), "compiled": str(execution.compile).lower()}
-    reporter = (reporter_factory or make_reporter)(total=len(suite.cells), cached=outcome.cached)
+    reporter = (reporter_factory or make_reporter)(total=len(cells), cached=outcome.cached)
     with reporter:
         for cell in todo:
-            claim, took_over = try_claim(store.claims_dir, cell.id)
+            claim, took_over = try_claim(store.claims_dir, cell.id, executor=executor)
             if claim is None:
                 outcome.busy += 1
                 reporter.skipped(cell, "running in another process")
@@ -207,7 +230,7 @@ def run_suite(suite: Suite, store: SuiteStore, device: str | None, data_dir: Pat
                     outcome.cached += 1
                     reporter.skipped(cell, "finished in another process")
                     continue
-                store.log_event("cell_started", cell_id=cell.id)
+                store.log_event("cell_started", cell_id=cell.id, executor=executor)
                 started = time.perf_counter()
                 try:
                     events = reporter.cell_events(cell, cfg_rounds=cell.config.budget.rounds)

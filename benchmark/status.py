@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from benchmark.claims import is_stale
 from benchmark.store import SuiteStore
 from benchmark.suite import Suite
@@ -21,14 +23,24 @@ def cell_state(store: SuiteStore, cell_id: str) -> str:
     return "pending"
 
 
+def claim_holder(store: SuiteStore, cell_id: str) -> str:
+    """Who runs the cell, from its claim: 'ray on node3 pid 123'; '' when unknown."""
+    try:
+        owner = json.loads((store.claims_dir / f"{cell_id}.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    return f"{owner.get('executor', 'local')} on {owner.get('host', '?')} pid {owner.get('pid', '?')}"
+
+
 def status_lines(suite: Suite, store: SuiteStore) -> list[str]:
-    """One line per cell (id, state, label), then the suite's counts per state."""
+    """One line per cell (id, state, label; who runs it, for running cells), then the suite's counts per state."""
     counts: dict[str, int] = {}
     lines = []
     for cell in suite.cells:
         state = cell_state(store, cell.id)
         counts[state.split()[0]] = counts.get(state.split()[0], 0) + 1
-        lines.append(f"{cell.id}  {state:<30}  {cell.label()}")
+        holder = claim_holder(store, cell.id) if state == "running" else ""
+        lines.append(f"{cell.id}  {state:<30}  {cell.label()}" + (f"  [{holder}]" if holder else ""))
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     lines.append(f"suite '{suite.name}': {len(suite.cells)} cells: {summary}")
     return lines

@@ -7,9 +7,15 @@ Layout of one suite's folder (``RESULTS/<suite>/``)::
     events.jsonl             what every alb process did, one JSON line per event
     .work/<cell_id>.pt       progress of an unfinished cell (rows, labeled set, weights)
     .claims/<cell_id>.json   which process runs the cell now (see claims.py)
+    .quarantine/<name>.<time>  damaged files moved aside (see below), kept for inspection
 
 Every file is written to a temporary name in the same folder and renamed into
-place, so a crash never leaves a partial file behind.
+place, so a crash never leaves a partial file behind. Files damaged anyway (a
+disk error, a copy cut short, a hand edit) are never counted: a cell file is
+checked whenever it is found (the parquet footer, the schema, alb's metadata and
+the ``round`` and ``accuracy`` columns: one row per round 0..rounds) and read
+in full when loaded; one that fails is moved to ``.quarantine/`` with a
+warning, and its cell counts as not done, so ``alb run`` recomputes it.
 """
 
 from __future__ import annotations
@@ -18,9 +24,11 @@ import contextlib
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -29,6 +37,7 @@ from typing import Any
 
 from benchmark import __version__
 from benchmark.config import flatten
+from benchmark.errors import DamagedFileWarning, ResultsLayoutError
 
 RESULT_SUFFIX = ".parquet"
 METADATA_KEY = b"alb"
@@ -38,6 +47,11 @@ ROUND_COLUMNS = ("round", "n_labeled", "n_pseudo_labeled", "accuracy", "macro_f1
 PROVENANCE_COLUMNS = ("alb_version", "git_commit", "torch_version", "device", "torch_threads", "host",
                       "python", "precision", "channels_last", "compiled")
 IDENTITY_COLUMNS = ("suite", "cell_id")
+# what every cell file alb ever wrote holds and a report needs
+REQUIRED_COLUMNS = (*IDENTITY_COLUMNS, "round", "n_labeled", "accuracy", "selected")
+QUARANTINE_DIR = ".quarantine"
+EVENTS_FILE = "events.jsonl"
+CELL_ID_PATTERN = re.compile(r"[0-9a-f]{16}")  # config.py: the first 16 hex digits of a sha256
 
 
 def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
@@ -80,6 +94,68 @@ def provenance(device: str) -> dict[str, str]:
             "python": platform.python_version()}
 
 
+def cell_file_problem(path: Path, cell_id: str | None = None) -> str | None:
+    """Why ``path`` is not a finished cell file (of ``cell_id``, default: its name), or None when it is one.
+
+    Cheap: reads the parquet footer (schema, alb's metadata, row count) and the ``round`` and ``accuracy``
+    columns. A file that cannot be read for lack of permission is not judged: PermissionError propagates."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.is_dir():
+        return "it is a folder, not a file"
+    expected_id = cell_id or path.name.removesuffix(RESULT_SUFFIX)
+    try:
+        with pq.ParquetFile(path) as parquet:
+            schema = parquet.schema_arrow
+            missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
+            if missing:
+                return f"it lacks the column(s) {', '.join(missing)}"
+            meta = json.loads((schema.metadata or {}).get(METADATA_KEY, b"null"))
+            if not isinstance(meta, dict):
+                return "it has no alb metadata"
+            if meta.get("cell_id") != expected_id:
+                return f"its metadata names cell {meta.get('cell_id')!r}, not {expected_id!r}"
+            rounds = (meta.get("config") or {}).get("budget", {}).get("rounds")
+            if not isinstance(rounds, int) or rounds < 0:
+                return "its metadata has no budget.rounds"
+            if parquet.metadata.num_rows != rounds + 1:
+                return f"it has {parquet.metadata.num_rows} rows, the cell has {rounds + 1} rounds"
+            columns = parquet.read(columns=["round", "accuracy"])
+    except (PermissionError, FileNotFoundError):
+        raise
+    except (pa.ArrowException, OSError, ValueError, AttributeError) as exc:
+        return f"it cannot be read ({type(exc).__name__}: {exc})"
+    if columns.column("round").to_pylist() != list(range(rounds + 1)):
+        return f"its rounds are not 0..{rounds}"
+    if columns.column("accuracy").null_count:
+        return "a round has no accuracy"
+    return None
+
+
+def quarantine(path: Path, why: str, suite_dir: Path | None = None,
+               expected: os.stat_result | None = None) -> Path | None:
+    """Move the damaged ``path`` to ``<suite_dir>/.quarantine/<name>.<UTC time>`` (suite_dir: its folder) with
+    a warning naming both; returns where it went, or None when it is gone or was replaced since ``expected``
+    (its stat when it was judged: another process may have just written a good file in its place)."""
+    folder = (suite_dir or path.parent) / QUARANTINE_DIR
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    target = folder / f"{path.name}.{stamp}"
+    try:
+        if expected is not None and _identity(path.stat()) != _identity(expected):
+            return None
+        folder.mkdir(parents=True, exist_ok=True)
+        os.rename(path, target)
+    except FileNotFoundError:
+        return None  # another process moved it first
+    warnings.warn(f"{path} is damaged: {why}; moved to {target}", DamagedFileWarning, stacklevel=2)
+    return target
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 class SuiteStore:
     """Paths and reads/writes for one suite's results folder."""
 
@@ -87,6 +163,20 @@ class SuiteStore:
         self.root = Path(results_dir)
         self.dir = self.root / suite_name
         self.suite_name = suite_name
+        self.check_layout()
+
+    def check_layout(self) -> None:
+        """A clear error when a folder of the layout is a file or ``events.jsonl`` a folder (before any work)."""
+        hints = {self.root: "pass another --results or move the file away",
+                 self.dir: "move the file away or pass another --results",
+                 self.claims_dir: "move it away (it only holds claims of running cells)",
+                 self.dir / ".work": "move it away (it only holds checkpoints of unfinished cells)"}
+        for folder, hint in hints.items():
+            if folder.exists() and not folder.is_dir():
+                raise ResultsLayoutError(f"{folder} is a file where alb needs a folder; {hint}")
+        events = self.dir / EVENTS_FILE
+        if events.exists() and not events.is_file():
+            raise ResultsLayoutError(f"{events} is a folder where alb appends its events log; move it away")
 
     def result_path(self, cell_id: str) -> Path:
         return self.dir / f"{cell_id}{RESULT_SUFFIX}"
@@ -101,14 +191,33 @@ class SuiteStore:
     def claims_dir(self) -> Path:
         return self.dir / ".claims"
 
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.dir / QUARANTINE_DIR
+
     def is_done(self, cell_id: str) -> bool:
-        return self.result_path(cell_id).is_file()
+        """Whether the cell's result file exists and passes :func:`cell_file_problem`; a damaged one is moved to
+        quarantine (warned, logged) so the cell runs again."""
+        path = self.result_path(cell_id)
+        if not os.path.lexists(path):
+            return False
+        try:
+            before = path.stat()
+            why = cell_file_problem(path, cell_id)
+        except FileNotFoundError:
+            return False
+        if why is None:
+            return True
+        moved = quarantine(path, why, self.dir, expected=before)
+        if moved is not None:
+            self.log_event("file_quarantined", cell_id=cell_id, path=str(path), moved_to=str(moved), reason=why)
+        return False
 
     def log_event(self, event: str, **fields: Any) -> None:
         """Append one line; O_APPEND writes of one short line do not interleave."""
         self.dir.mkdir(parents=True, exist_ok=True)
         line = json.dumps({"time": now_iso(), "pid": os.getpid(), "event": event, **fields}) + "\n"
-        fd = os.open(self.dir / "events.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(self.dir / EVENTS_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             os.write(fd, line.encode())
         finally:
@@ -140,8 +249,12 @@ class SuiteStore:
         atomic_write(self.failed_path(cell_id), lambda tmp: tmp.write_text(text))
 
     def clear(self, cell_id: str) -> None:
-        """Forget a cell's result, failure and progress (``alb run --force``)."""
+        """Forget a cell's result, failure and progress (``alb run --force``); a folder in a file's place is
+        moved to quarantine."""
         for path in (self.result_path(cell_id), self.failed_path(cell_id), self.progress_path(cell_id)):
+            if path.is_dir() and not path.is_symlink():
+                quarantine(path, "it is a folder, not a file", self.dir)
+                continue
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
@@ -153,19 +266,65 @@ def read_cell_metadata(path: Path) -> dict[str, Any]:
 
 
 def result_files(dirs: Iterable[str | Path]) -> list[Path]:
+    """Every ``*.parquet`` under ``dirs``, hidden folders (.work, .quarantine, ...) skipped; a path in ``dirs``
+    that is a file is an error (a missing one has no results)."""
     files: list[Path] = []
     for d in dirs:
+        if Path(d).exists() and not Path(d).is_dir():
+            raise ResultsLayoutError(f"{d} is a file, not a results folder; pass the folder that --results "
+                                     "pointed to")
         files.extend(p for p in sorted(Path(d).rglob(f"*{RESULT_SUFFIX}"))
                      if not any(part.startswith(".") for part in p.relative_to(d).parts))
     return files
 
 
-def load_results(*dirs: str | Path) -> Any:
-    """One pandas DataFrame with the rows of every finished cell under ``dirs``."""
-    import pandas as pd
+def _is_alb_cell(path: Path) -> bool:
+    """Named like a cell or carrying alb's metadata: ours to quarantine when damaged (anything else is a stray
+    file someone put there, ignored with a warning but never moved)."""
+    if CELL_ID_PATTERN.fullmatch(path.name.removesuffix(RESULT_SUFFIX)):
+        return True
+    if not path.is_file():
+        return False
     import pyarrow.parquet as pq
 
-    frames = [pq.read_table(p).to_pandas() for p in result_files(dirs or ("results",))]
+    try:
+        return METADATA_KEY in (pq.read_schema(path).metadata or {})
+    except Exception:  # unreadable and not named like a cell: not ours
+        return False
+
+
+def _read_cell(path: Path) -> Any:
+    """The cell file's rows as a pandas DataFrame, or None (a stray file warned about, a damaged cell
+    quarantined)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not _is_alb_cell(path):
+        warnings.warn(f"ignoring {path}: not an alb cell file (no alb metadata, not named like a cell)",
+                      DamagedFileWarning, stacklevel=3)
+        return None
+    before = None
+    try:
+        before = path.stat()
+        why = cell_file_problem(path)
+        if why is None:
+            return pq.read_table(path).to_pandas()
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        raise
+    except (pa.ArrowException, OSError) as exc:  # footer fine, but a data page is damaged
+        why = f"it cannot be read ({type(exc).__name__}: {exc})"
+    quarantine(path, why, expected=before)
+    return None
+
+
+def load_results(*dirs: str | Path) -> Any:
+    """One pandas DataFrame with the rows of every finished cell under ``dirs``; damaged cell files are
+    quarantined and stray parquet files ignored, each with a warning."""
+    import pandas as pd
+
+    frames = [f for f in (_read_cell(p) for p in result_files(dirs or ("results",))) if f is not None]
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True, sort=False)

@@ -1,4 +1,4 @@
-"""The base of every configuration model: unknown keys are errors, types are strict, values frozen."""
+"""The base of every configuration model: unknown keys are errors, types are strict, numbers finite, values frozen."""
 
 from __future__ import annotations
 
@@ -6,4 +6,4 @@ from pydantic import BaseModel, ConfigDict
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)

@@ -11,12 +11,19 @@ does not contradict (``{strategy: entropy, pool_subset: 10000}`` gives every
 entropy cell a pool subset), and an entry that extends none becomes a cell of
 its own, merged over ``defaults``. A suite with ``include`` and no ``matrix``
 has just the included cells.
+
+Hostile input is refused before it can cost much: a suite file is at most MAX_SUITE_BYTES, its YAML at most
+MAX_YAML_NODES values with every alias expanded and MAX_YAML_DEPTH levels deep, without duplicate keys; a
+suite expands to at most MAX_CELLS cells, and its name must be a safe directory name (results go to
+RESULTS/<name>/).
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,16 +34,45 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from benchmark.config import (
     OPAQUE_KEYS,
+    SHOWN_VALUE_CHARS,
     BudgetConfig,
     CellConfig,
     config_keys,
     flatten,
     model_at,
+    shorten,
 )
 from benchmark.errors import ConfigError
 from benchmark.registry import did_you_mean
 
 MAX_ERRORS_SHOWN = 12
+MAX_MESSAGE_CHARS = 1000  # one problem's message; values in it are cut to SHOWN_VALUE_CHARS
+# the suites of suites/ are under 10 kB, 1,000 YAML values and 100 cells: these limits are far above any
+# real suite, and far below what would take a machine's memory or minutes (an alias bomb)
+MAX_SUITE_BYTES = 1_000_000
+MAX_YAML_NODES = 100_000  # values of the document with every alias expanded (a 'billion laughs' is 10**9)
+MAX_YAML_DEPTH = 32
+MAX_CELLS = 10_000  # matrix combinations + include entries, counted before expanding
+MAX_NAME_LENGTH = 100
+_SAFE_NAME = re.compile(rf"[A-Za-z0-9_-][A-Za-z0-9_.-]{{0,{MAX_NAME_LENGTH - 1}}}")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _brief(value: Any) -> str:
+    """``str(value)`` cut to SHOWN_VALUE_CHARS characters (a huge int has no str: its repr is shortened)."""
+    try:
+        text = str(value)
+    except ValueError:
+        return shorten(value)
+    return text if len(text) <= SHOWN_VALUE_CHARS else f"{text[:SHOWN_VALUE_CHARS]}... ({len(text)} characters)"
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a suite's results directory, or None."""
+    if _SAFE_NAME.fullmatch(name):
+        return None
+    return (f"'{_brief(name)}' is not a safe directory name for the results: use 1-{MAX_NAME_LENGTH} letters, "
+            "digits, '-', '_' or '.', not starting with '.'")
 
 
 class AssumptionEntry(BaseModel):
@@ -63,8 +99,8 @@ class SuiteFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$",
-                             description="results go to RESULTS/<name>/; default: the file's stem")
+    name: str | None = Field(None, description="results go to RESULTS/<name>/; default: the file's stem; 1-100 "
+                             "letters, digits, '-', '_' or '.', not starting with '.'")
     description: str = ""
     defaults: dict[str, Any] = Field(default_factory=dict)
     matrix: dict[str, list[Any]] = Field(default_factory=dict)
@@ -76,6 +112,14 @@ class SuiteFile(BaseModel):
     assumptions: list[AssumptionEntry] = Field(
         default_factory=list, description="settings the papers leave open and the values chosen, with why "
         "and where the paper is silent: {setting, value, why, source}; shown by list, report and check")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str | None) -> str | None:
+        problem = None if v is None else name_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
 
 @dataclass(frozen=True)
@@ -108,9 +152,12 @@ class Assumption:
 
 
 def _show(value: Any) -> str:
-    import json
-
-    return value if isinstance(value, str) else json.dumps(value)
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, default=str)
+    except (TypeError, ValueError):  # keys of mixed types, an int past Python's limit on digits
+        return shorten(value)
 
 
 @dataclass(frozen=True)
@@ -191,10 +238,17 @@ class _Errors:
 
     def __init__(self, path: Path, root: yaml.Node | None) -> None:
         self.path, self.root, self.messages = path, root, []
+        self.unshown = 0  # problems found once the list was full, counted but not described
+
+    def full(self) -> bool:
+        """Enough problems to show: a caller may count the rest (``unshown``) instead of describing them."""
+        return len(self.messages) >= MAX_ERRORS_SHOWN
 
     def add(self, message: str, *yaml_paths: list[str | int]) -> None:
         line = next((ln for p in yaml_paths if (ln := _line_of(self.root, p)) is not None), None)
         where = f"{self.path}:{line}" if line else f"{self.path}"
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = f"{message[:MAX_MESSAGE_CHARS]}... ({len(message)} characters)"
         text = f"{where}: {message}"
         if text not in self.messages:
             self.messages.append(text)
@@ -202,7 +256,7 @@ class _Errors:
     def raise_if_any(self) -> None:
         if self.messages:
             shown = self.messages[:MAX_ERRORS_SHOWN]
-            more = len(self.messages) - len(shown)
+            more = len(self.messages) - len(shown) + self.unshown
             tail = f"\n  ... and {more} more" if more > 0 else ""
             raise ConfigError("invalid suite:\n  " + "\n  ".join(shown) + tail)
 
@@ -221,7 +275,7 @@ def _describe_pydantic_error(err: dict[str, Any], model: type[BaseModel] = CellC
     if err["type"] == "literal_error" and isinstance(err.get("input"), str):
         allowed = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
         message += did_you_mean(err["input"], allowed)
-    shown_input = "" if err["type"] == "value_error" else f" (got {err.get('input')!r})"
+    shown_input = "" if err["type"] == "value_error" else f" (got {shorten(err.get('input'))})"
     return f"key '{key}': {message}{shown_input}"
 
 
@@ -231,8 +285,11 @@ def _check_keys(where: str, keys: list[str], valid: list[str], errors: _Errors,
     for key in keys:
         if key not in valid:
             ok = False
+            if errors.full():
+                errors.unshown += 1
+                continue
             leaves = [v for v in valid if v.count(".") == key.count(".")]
-            errors.add(f"{where}: unknown key '{key}'. Allowed: {', '.join(leaves)}."
+            errors.add(f"{where}: unknown key '{_brief(key)}'. Allowed: {', '.join(leaves)}."
                        f"{did_you_mean(key, valid)}",
                        [*yaml_path, key], [*yaml_path, *key.split(".")], yaml_path)
     return ok
@@ -301,6 +358,26 @@ def _check_assumptions(entries: list[AssumptionEntry], cells: list[Cell], errors
     return assumptions
 
 
+def _identity(value: Any) -> str:
+    """Equal for equal values of a matrix axis (1, 1.0, True and '1' differ); unique when JSON cannot say."""
+    try:
+        return json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError):  # keys of mixed types, an int past Python's limit on digits, a date
+        return f"{type(value).__name__}@{id(value)}"
+
+
+def _check_repeats(axis: str, values: list[Any], errors: _Errors) -> None:
+    """A value listed twice on an axis would silently give the same cells once: an error."""
+    first: dict[str, int] = {}
+    for j, value in enumerate(values):
+        position = first.setdefault(_identity(value), j)
+        if position != j:
+            line = _line_of(errors.root, ["matrix", axis, position])
+            errors.add(f"matrix: axis '{_brief(axis)}' lists {_brief(value)} again (first "
+                       f"{f'at line {line}' if line else f'as value {position + 1}'}); remove the repeat",
+                       ["matrix", axis, j], ["matrix", axis])
+
+
 def parse_suite(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
     """Validate a parsed suite document and expand it into cells."""
     errors = _Errors(path, root)
@@ -311,9 +388,15 @@ def parse_suite(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
         suite_file = SuiteFile.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
-            errors.add(_describe_pydantic_error(err, SuiteFile), list(err["loc"]))
+            if errors.full():
+                errors.unshown += 1
+            else:
+                errors.add(_describe_pydantic_error(err, SuiteFile), list(err["loc"]))
         errors.raise_if_any()
         raise AssertionError("unreachable") from exc
+    if suite_file.name is None and (problem := name_problem(path.stem)):
+        raise ConfigError(f"{path}: the suite's name defaults to the file's stem, and {problem}; rename the "
+                          "file or set the key 'name'")
 
     valid = config_keys()
     _check_keys("defaults", list(_flat(suite_file.defaults)), valid, errors, ["defaults"])
@@ -321,6 +404,12 @@ def parse_suite(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
     for name, values in suite_file.matrix.items():
         if not values:
             errors.add(f"matrix: axis '{name}' has no values; give at least one", ["matrix", name])
+        _check_repeats(name, values, errors)
+    combinations = math.prod(len(values) for values in suite_file.matrix.values())
+    if combinations + len(suite_file.include) > MAX_CELLS:
+        sizes = " x ".join(str(len(values)) for values in suite_file.matrix.values()) or "0"
+        errors.add(f"the suite has {sizes} = {combinations} matrix combinations and {len(suite_file.include)} "
+                   f"include entries, more than the {MAX_CELLS} cells a suite may have; split it", ["matrix"])
     for i, entry in enumerate(suite_file.include):
         _check_keys(f"include[{i}]", list(_flat(entry)), valid, errors, ["include", i])
     for i, entry in enumerate(suite_file.exclude):
@@ -342,7 +431,7 @@ def parse_suite(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
                 axis_paths = [["matrix", a] for a in axes if ".".join(loc).startswith(a)]
                 # name the cell only where the problem comes from its own values
                 blame = bool(axis_paths or origin)
-                where = f"cell {{{', '.join(f'{k}: {v}' for k, v in axes.items())}}}: " if blame else ""
+                where = f"cell {{{', '.join(f'{k}: {_brief(v)}' for k, v in axes.items())}}}: " if blame else ""
                 yaml_paths = [[*origin, *loc]] if origin else []
                 yaml_paths += [*axis_paths, ["defaults", *loc], ["defaults"]]
                 problems.append((where + _describe_pydantic_error(err), yaml_paths))
@@ -373,7 +462,7 @@ def parse_suite(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
             kept.append(axes)
     for i, hits in enumerate(excluded_hits):
         if hits == 0:
-            errors.add(f"exclude[{i}] {suite_file.exclude[i]} matches no cell of the matrix",
+            errors.add(f"exclude[{i}] {_brief(suite_file.exclude[i])} matches no cell of the matrix",
                        ["exclude", i])
 
     # include, as in CI matrices: an entry extends every kept combination whose matrix values it does
@@ -418,10 +507,84 @@ def load_suite(path: str | Path) -> Suite:
         nearby = sorted(p.name for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
         hint = f" Suites in {path.parent}: {', '.join(nearby)}." if nearby else ""
         raise ConfigError(f"suite file not found: {path}.{hint}")
-    text = path.read_text()
+    size = path.stat().st_size
+    if size > MAX_SUITE_BYTES:
+        raise ConfigError(f"{path}: {size} bytes; a suite file may have at most {MAX_SUITE_BYTES}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
     try:
         root = yaml.compose(text)
+        if root is not None:
+            _check_document(root, path)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: not valid YAML: {_brief(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: the YAML is nested too deeply (at most {MAX_YAML_DEPTH} levels)") from None
+    except (ValueError, OverflowError) as exc:  # a scalar YAML resolves but Python cannot build (huge int, date)
+        raise ConfigError(f"{path}: a value cannot be read: {_brief(exc)}") from None
     return parse_suite(data, path, root)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+
+def _check_document(root: yaml.Node, path: Path) -> None:
+    """Refuse, before anything is built from it, a document that refers to itself, nests deeper than
+    MAX_YAML_DEPTH or has more than MAX_YAML_NODES values once every alias is expanded (an alias bomb is
+    tiny as nodes but huge as values), and one with a key twice in a mapping (YAML would keep the last).
+    Aliases share their node: one walk with sizes memoised by node costs the document's size, not the
+    expanded size."""
+    errors = _Errors(path, None)
+    sizes: dict[int, int] = {}
+    depths: dict[int, int] = {}
+    entered: set[int] = set()  # the nodes of the current path from the root
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        line = node.start_mark.line + 1
+        if finished:
+            entered.discard(key)
+            children = _children(node)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            depths[key] = 1 + max((depths[id(c)] for c in children), default=0)
+            if sizes[key] > MAX_YAML_NODES:
+                raise ConfigError(f"{path}:{line}: this value expands to more than {MAX_YAML_NODES} YAML values "
+                                  "(every use of an alias counts its whole value); a suite is far smaller")
+            if depths[key] > MAX_YAML_DEPTH:
+                raise ConfigError(f"{path}:{line}: the YAML is nested more than {MAX_YAML_DEPTH} levels deep")
+            continue
+        if key in sizes:
+            continue
+        if key in entered:
+            raise ConfigError(f"{path}:{line}: an alias refers to a value that contains it; a suite cannot be "
+                              "recursive")
+        entered.add(key)
+        if isinstance(node, yaml.MappingNode):
+            _check_duplicate_keys(node, errors)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+    errors.raise_if_any()
+
+
+def _check_duplicate_keys(node: yaml.MappingNode, errors: _Errors) -> None:
+    first: dict[tuple[str, str], int] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
+            continue  # keys merged in with '<<' may be overridden: that is what merging means
+        line, ident = key_node.start_mark.line + 1, (key_node.tag, key_node.value)
+        if ident not in first:
+            first[ident] = line
+        elif errors.full():
+            errors.unshown += 1
+        else:
+            seen = first[ident]
+            errors.messages.append(f"{errors.path}:{line}: duplicate key '{_brief(key_node.value)}' (first at line "
+                                   f"{seen}, again at line {line}); YAML would silently keep only the last: "
+                                   "remove one")

@@ -119,7 +119,8 @@ def test_joint_discriminator_learns_labeled_from_unlabeled(tmp_path: Path) -> No
     from benchmark.data.loading import load_dataset
     from benchmark.training.augment import Normalizer
     from benchmark.training.aux import DiscriminatorModule, DiscriminatorTraining
-    from benchmark.training.trainer import AugmentationSpec, train
+    from benchmark.training.loop import AugmentationSpec
+    from benchmark.training.trainer import train
 
     data = load_dataset("digits", tmp_path)
     torch.manual_seed(0)

@@ -12,7 +12,8 @@ from benchmark.data import DATASETS
 from benchmark.data.loading import load_dataset
 from benchmark.errors import DatasetUnavailableError
 from benchmark.training.augment import Normalizer, random_crop, random_hflip
-from benchmark.training.trainer import AugmentationSpec, evaluate, make_scheduler, train
+from benchmark.training.loop import AugmentationSpec, make_scheduler
+from benchmark.training.trainer import evaluate, train
 
 
 def test_digits_is_embedded_fixed_and_matches_the_registry(tmp_path: Path) -> None:

@@ -15,13 +15,15 @@ from benchmark.data.loading import load_dataset
 from benchmark.models.base import Backbone, build_backbone
 from benchmark.ops.graph import normalize_graph
 from benchmark.training.augment import Normalizer
+from benchmark.training.forward import predict_logits
 from benchmark.training.heads import ABSENT_CLASS_LOGIT, SVM_MAX_ITER, frozen_features, svm_head_parameters
+from benchmark.training.loop import AugmentationSpec, LabeledStream
 from benchmark.training.semi import (
     knn_affinity,
     propagate_labels,
     pseudo_label_weights,
 )
-from benchmark.training.trainer import AugmentationSpec, LabeledStream, evaluate, predict_logits, train
+from benchmark.training.trainer import evaluate, train
 
 SPEC = AugmentationSpec(1, False)
 

@@ -14,7 +14,8 @@ from benchmark.data.loading import load_dataset
 from benchmark.models.base import build_backbone
 from benchmark.training import semi
 from benchmark.training.augment import Normalizer
-from benchmark.training.trainer import AugmentationSpec, train
+from benchmark.training.loop import AugmentationSpec
+from benchmark.training.trainer import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

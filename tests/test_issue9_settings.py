@@ -20,7 +20,7 @@ from benchmark.strategies.base import SelectionContext
 from benchmark.suite import Suite, parse_suite
 from benchmark.training import supervised, trainer
 from benchmark.training.augment import Normalizer, resolve_flip
-from benchmark.training.trainer import AugmentationSpec, augment_batch
+from benchmark.training.loop import AugmentationSpec, augment_batch
 
 # --------------------------------------------------------------------------- training.flip
 

@@ -68,7 +68,8 @@ def test_result_file_has_one_row_per_round_config_columns_and_metadata(tmp_path:
 def test_loader_concatenates_result_folders_and_ignores_work_files(tmp_path: Path) -> None:
     for suite, cell in (("a", "c1"), ("a", "c2"), ("b", "c3")):
         SuiteStore(tmp_path / suite, suite).write_result(
-            cell, {"strategy": "random"}, [], [{"round": 0, "accuracy": 0.1, "selected": [1]}], {})
+            cell, {"strategy": "random", "budget": {"rounds": 0}}, [],
+            [{"round": 0, "n_labeled": 1, "accuracy": 0.1, "selected": [1]}], {})
     (tmp_path / "a" / "a" / ".work").mkdir()
     (tmp_path / "a" / "a" / ".work" / "x.parquet").write_bytes(b"not a parquet file")
     frame = load_results(tmp_path / "a", tmp_path / "b")

@@ -33,8 +33,9 @@ from benchmark.training.augment import (
     resolve_flip,
 )
 from benchmark.training.heads import train_head
+from benchmark.training.loop import AugmentationSpec, augment_batch
 from benchmark.training.semi import knn_affinity, semi_schedule
-from benchmark.training.trainer import AugmentationSpec, augment_batch, train
+from benchmark.training.trainer import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -165,7 +165,8 @@ def test_joint_training_moves_both_and_the_critic_scores_unlabeled_higher(tmp_pa
     Equal set sizes (gamma = 1): with gamma < 1 pushing the labeled scores down is worth only gamma to it."""
     from benchmark.data.loading import load_dataset
     from benchmark.training.augment import Normalizer
-    from benchmark.training.trainer import AugmentationSpec, train
+    from benchmark.training.loop import AugmentationSpec
+    from benchmark.training.trainer import train
 
     torch.set_num_threads(1)
     data = load_dataset("digits", tmp_path)

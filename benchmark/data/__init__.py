@@ -9,11 +9,14 @@ that point at the user's own files (read here with numpy and zipfile only, so
 that validation stays torch-free):
 
 * ``npz:PATH`` - one ``.npz`` file with the arrays ``x_train, y_train, x_test,
-  y_test``; images uint8 NHWC, NCHW or NHW (grey), square; labels 0..C-1.
+  y_test``; images uint8 NHWC, NCHW or NHW (grey), square; labels 0..C-1, every
+  class in 0..C-1 present in y_train or y_test, 2 <= C <= MAX_CLASSES; both
+  splits non-empty (a test class that y_train lacks is warned about).
 * ``image_folder:PATH`` or ``image_folder:PATH:SIZE`` - ``PATH/train/<class>/*``
-  and ``PATH/test/<class>/*``; classes are the sorted folder names of
-  ``train/``; every image is converted to RGB and resized to SIZE x SIZE
-  (default 32).
+  and ``PATH/test/<class>/*``; classes (at least two) are the sorted folder
+  names of ``train/``; every image is converted to RGB and resized to SIZE x
+  SIZE (default 32). Validation decodes every image once (naming any file PIL
+  cannot decode) into ``PATH/.alb_cache/``, which the loader then reads.
 
 Relative paths are resolved against the current working directory. Static facts
 of a path are cached per process until the file's (npz) or the root folder's
@@ -25,6 +28,8 @@ flips (the common setting for natural images).
 from __future__ import annotations
 
 import functools
+import math
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +117,8 @@ CLASS_COUNTS: dict[str, list[int]] = {
 }
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+# labels are class numbers 0..C-1; a larger C is a damaged file (every cell would allocate C-sized outputs)
+MAX_CLASSES = 100_000
 IMAGE_FOLDER_DEFAULT_SIZE = 32
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 PARAMETRIC_KINDS = ("npz", "image_folder")
@@ -229,13 +236,19 @@ def npz_layout(shape: tuple[int, ...]) -> str | None:
 
 
 def _npy_header(archive: zipfile.ZipFile, key: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    """Shape and dtype of one member; ValueError when the member is shorter than its header promises."""
     with archive.open(f"{key}.npy") as handle:
         version = np.lib.format.read_magic(handle)
         if version == (1, 0):
             shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
         else:
             shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
-    return tuple(int(s) for s in shape), np.dtype(dtype)
+        shape, dtype = tuple(int(s) for s in shape), np.dtype(dtype)
+        data_bytes = archive.getinfo(f"{key}.npy").file_size - handle.tell()
+    if not dtype.hasobject and data_bytes < math.prod(shape) * dtype.itemsize:
+        raise ValueError(f"{key} is truncated: its header says {shape} {dtype}, but the file holds only "
+                         f"{data_bytes} bytes of data")
+    return shape, dtype
 
 
 @functools.lru_cache(maxsize=16)
@@ -249,32 +262,71 @@ def _npz_info(spec: str, path: Path, stamp: int) -> dict[str, Any]:
             if missing:
                 raise ConfigError(f"{problem}; missing: {', '.join(missing)} (found: {', '.join(sorted(names))})")
             headers = {key: _npy_header(archive, key) for key in NPZ_KEYS}
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise ConfigError(f"{problem}; it could not be read as one ({exc})") from None
     (train_shape, train_dtype), (test_shape, test_dtype) = headers["x_train"], headers["x_test"]
     for split, shape, dtype in (("x_train", train_shape, train_dtype), ("x_test", test_shape, test_dtype)):
         if dtype != np.uint8:
             raise ConfigError(f"{problem}; {split} is {dtype}: store images as uint8 0..255, e.g. "
                               "np.clip(x * 255, 0, 255).round().astype(np.uint8)")
-        if npz_layout(shape) is None:
+        if npz_layout(shape) is None or min(shape[1:]) < 1:
             raise ConfigError(f"{problem}; {split} has shape {shape}: use (N, H, W), (N, C, H, W) or (N, H, W, C) "
-                              "with C in (1, 3) and H == W")
+                              "with C in (1, 3) and H == W >= 1")
     layout, test_layout = npz_layout(train_shape), npz_layout(test_shape)
     image = _image_shape(train_shape, layout)
     if _image_shape(test_shape, test_layout) != image:
         raise ConfigError(f"{problem}; x_train images are {image} (C, H, W) but x_test images are "
                           f"{_image_shape(test_shape, test_layout)}")
-    with np.load(path) as arrays:  # labels are small: read them for the class counts
-        y_train, y_test = np.asarray(arrays["y_train"]), np.asarray(arrays["y_test"])
-    for split, labels, n in (("y_train", y_train, train_shape[0]), ("y_test", y_test, test_shape[0])):
-        if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer) or (n and labels.min() < 0):
-            raise ConfigError(f"{problem}; {split} must hold {n} integer labels >= 0, got {labels.dtype} "
-                              f"{labels.shape}")
-    if not len(y_train):
+    if not train_shape[0]:
         raise ConfigError(f"{problem}; x_train is empty")
-    num_classes = int(max(y_train.max(), y_test.max() if len(y_test) else 0)) + 1
-    counts = np.bincount(y_train.astype(np.int64), minlength=num_classes).tolist()
+    if not test_shape[0]:
+        raise ConfigError(f"{problem}; x_test is empty: accuracy needs a test split")
+    y_train = _npz_labels(path, problem, "y_train", headers["y_train"], train_shape[0])
+    y_test = _npz_labels(path, problem, "y_test", headers["y_test"], test_shape[0])
+    counts = _class_counts(path, problem, y_train, y_test)
     return _parametric_info(len(y_train), len(y_test), counts, image[0], image[1])
+
+
+def _npz_labels(path: Path, problem: str, key: str, header: tuple[tuple[int, ...], np.dtype[Any]],
+                n: int) -> np.ndarray:
+    """The labels under ``key``: n integers >= 0 and < MAX_CLASSES (the header is checked before any is read)."""
+    shape, dtype = header
+    if shape != (n,) or dtype.kind not in "iu":
+        raise ConfigError(f"{problem}; {key} must hold {n} integer labels (one per image of "
+                          f"x_{key.removeprefix('y_')}), got {dtype} {shape}")
+    try:
+        with np.load(path) as arrays:  # labels are small: read them for the class counts
+            labels = np.asarray(arrays[key])
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"{problem}; {key} could not be read ({exc})") from None
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0:
+        raise ConfigError(f"{problem}; {key} holds the negative label {low} (at index "
+                          f"{int(np.argmin(labels))}): labels are class numbers 0..C-1")
+    if high >= MAX_CLASSES:
+        raise ConfigError(f"{problem}; {key} holds the label {high} (at index {int(np.argmax(labels))}): "
+                          f"labels are class numbers 0..C-1 and alb accepts at most {MAX_CLASSES} classes")
+    return labels.astype(np.int64)
+
+
+def _class_counts(path: Path, problem: str, y_train: np.ndarray, y_test: np.ndarray) -> list[int]:
+    """Train images per class; the classes 0..C-1 must all occur (C = the largest label + 1), at least two."""
+    present = np.union1d(np.unique(y_train), np.unique(y_test))
+    num_classes = int(present[-1]) + 1
+    if len(present) != num_classes:
+        absent = np.setdiff1d(np.arange(num_classes), present)
+        shown = ", ".join(str(c) for c in absent[:10]) + (", ..." if len(absent) > 10 else "")
+        raise ConfigError(f"{problem}; the labels must be 0..C-1 without gaps, but the largest is {num_classes - 1} "
+                          f"and {len(absent)} below it occur in neither y_train nor y_test: {shown}")
+    if num_classes < 2:
+        raise ConfigError(f"{problem}; y_train and y_test hold a single class: classification needs at least two")
+    counts = np.bincount(y_train, minlength=num_classes)
+    untrained = np.flatnonzero(counts == 0)
+    if len(untrained):
+        warnings.warn(f"dataset {path}: y_test has classes that y_train lacks ({', '.join(map(str, untrained[:10]))}"
+                      f"{', ...' if len(untrained) > 10 else ''}): no strategy can label an image of them",
+                      stacklevel=2)
+    return counts.tolist()
 
 
 def _image_shape(shape: tuple[int, ...], layout: str | None) -> tuple[int, int]:
@@ -297,12 +349,13 @@ def image_folder_listing(spec: str, path: Path) -> tuple[list[str], list[list[Pa
         if not split_dir.is_dir():
             raise ConfigError(f"{problem}; {split_dir} is not a folder")
     classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise ConfigError(f"{problem}; {train_dir} has no class folders")
     extra = sorted(p.name for p in test_dir.iterdir()
                    if p.is_dir() and not p.name.startswith(".") and p.name not in classes)
     if extra:
         raise ConfigError(f"{problem}; test classes without a train folder: {', '.join(extra)}")
+    if len(classes) < 2:
+        raise ConfigError(f"{problem}; {train_dir} has {len(classes) or 'no'} class folder"
+                          f"{'' if len(classes) == 1 else 's'}: classification needs at least two")
     train = [_images_in(train_dir / c) for c in classes]
     test = [_images_in(test_dir / c) for c in classes]
     empty = [c for c, files in zip(classes, train, strict=True) if not files]
@@ -324,6 +377,12 @@ def _images_in(folder: Path) -> list[Path]:
 @functools.lru_cache(maxsize=16)
 def _image_folder_info(spec: str, path: Path, size: int, stamp: int) -> dict[str, Any]:
     del stamp
-    _, train, test = image_folder_listing(spec, path)
+    from benchmark.data.image_sets import decode_image_folder  # torch-free: numpy and PIL
+
+    # every image is decoded once here, so that a damaged file fails validation, not every cell; the arrays
+    # are cached in PATH/.alb_cache/ for the loader
+    listing = image_folder_listing(spec, path)
+    decode_image_folder(spec, path, size, keep=False, listing=listing)
+    _, train, test = listing
     counts = [len(files) for files in train]
     return _parametric_info(sum(counts), sum(len(files) for files in test), counts, 3, size)

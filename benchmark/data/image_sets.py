@@ -3,25 +3,33 @@
 PIL (through torchvision where it provides the dataset) is used only while
 decoding; every loader returns uint8 NCHW tensors. Decoding Tiny ImageNet and
 Caltech-101 takes a while, so their decoded arrays are cached as an uncompressed
-``.npz`` in the data directory and later loads read only that file.
+``.npz`` in the data directory and later loads read only that file. An
+image_folder is decoded when its suite is validated (a damaged image is named
+there, not in every cell) into ``PATH/.alb_cache/``, keyed by the folder's
+listing (names, sizes, modification times); the loader reads that file.
+
+Importing this module does not import torch (validation decodes image folders
+through it); the loaders import it when they build tensors.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from benchmark.data import dataset_info, image_folder_listing, npz_layout, parse_spec
-from benchmark.data.base import ImageDataset, from_arrays
-from benchmark.data.torchvision_sets import _fetch
 from benchmark.errors import ConfigError, DatasetUnavailableError
+
+if TYPE_CHECKING:
+    from benchmark.data.base import ImageDataset
 
 TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 TINY_IMAGENET_FOLDER = "tiny-imagenet-200"
@@ -73,7 +81,11 @@ def decode_image(source: Any, size: int | None) -> np.ndarray:
 def decode_many(sources: Sequence[Any], size: int | None, load: Callable[[Any], Any] | None = None) -> np.ndarray:
     """Decode images in threads (PIL releases the GIL) into one uint8 NCHW array."""
     def one(source: Any) -> np.ndarray:
-        return decode_image(load(source) if load is not None else source, size)
+        try:
+            return decode_image(load(source) if load is not None else source, size)
+        except Exception as exc:  # PIL raises OSError, SyntaxError, DecompressionBombError, ... for a bad file
+            raise DatasetUnavailableError(f"image {source} could not be decoded ({exc.__class__.__name__}: "
+                                          f"{exc}); replace or remove it") from exc
 
     if not len(sources):
         side = size or 1
@@ -114,6 +126,10 @@ def read_cache(path: Path) -> dict[str, np.ndarray] | None:
 
 
 def dataset_from_arrays(name: str, arrays: dict[str, np.ndarray], num_classes: int) -> ImageDataset:
+    import torch
+
+    from benchmark.data.base import from_arrays
+
     return from_arrays(name, torch.from_numpy(np.ascontiguousarray(arrays["x_train"])),
                        torch.from_numpy(arrays["y_train"].astype(np.int64)),
                        torch.from_numpy(np.ascontiguousarray(arrays["x_test"])),
@@ -136,6 +152,8 @@ def load_tiny_imagenet(data_dir: Path) -> ImageDataset:
     Classes are the sorted wnids of train/; downloaded and extracted into data_dir when missing;
     the decoded arrays are cached in data_dir/tiny-imagenet-200_uint8.npz.
     """
+    from benchmark.data.torchvision_sets import _fetch
+
     cache = data_dir / TINY_IMAGENET_CACHE
     arrays = read_cache(cache)
     if arrays is None:
@@ -230,6 +248,8 @@ def load_caltech101(data_dir: Path) -> ImageDataset:
     if arrays is None:
         import torchvision.datasets as tvd
 
+        from benchmark.data.torchvision_sets import _fetch
+
         dataset, _ = _fetch("caltech101", data_dir, lambda dl: (tvd.Caltech101(str(data_dir), download=dl), None))
         labels = np.asarray(dataset.y, dtype=np.int64)
         sizes = np.bincount(labels, minlength=len(dataset.categories)).tolist()
@@ -246,7 +266,11 @@ def load_caltech101(data_dir: Path) -> ImageDataset:
 
 def load_stl10(data_dir: Path) -> ImageDataset:
     """torchvision's STL10: the labelled train split (5,000) as the pool, test (8,000); 96x96 RGB."""
+    import torch
     import torchvision.datasets as tvd
+
+    from benchmark.data.base import from_arrays
+    from benchmark.data.torchvision_sets import _fetch
 
     train, test = _fetch("stl10", data_dir, lambda dl: (tvd.STL10(str(data_dir), split="train", download=dl),
                                                         tvd.STL10(str(data_dir), split="test", download=dl)))
@@ -283,7 +307,49 @@ def load_parametric(spec: str) -> ImageDataset:
             assert layout is not None  # dataset_info checked it
             loaded[key] = to_nchw(loaded[key], layout)
         return dataset_from_arrays(spec, loaded, info["num_classes"])
-    classes, train, test = image_folder_listing(spec, path)
+    assert parametric.size is not None
+    arrays = decode_image_folder(spec, path, parametric.size, keep=True)
+    assert arrays is not None
+    return dataset_from_arrays(spec, arrays, len(arrays["classes"]))
+
+
+FOLDER_CACHE = ".alb_cache"  # in an image_folder's root (hidden: not a class, not listed)
+FolderListing = tuple[list[str], list[list[Path]], list[list[Path]]]  # see benchmark.data.image_folder_listing
+
+
+def image_folder_cache(path: Path, size: int, listing: FolderListing) -> Path:
+    """PATH/.alb_cache/image_folder_<size>px_<digest>.npz; the digest covers every image's class, split, name,
+    size and modification time, so a changed, added or removed image makes a new cache (so does a new version
+    of the image_folder loader)."""
+    from benchmark.versions import PARAMETRIC_DATASET_VERSIONS
+
+    classes, train, test = listing
+    digest = hashlib.sha256(f"v{PARAMETRIC_DATASET_VERSIONS['image_folder']} {size}\n".encode())
+    for split, per_class in (("train", train), ("test", test)):
+        for name, files in zip(classes, per_class, strict=True):
+            for file in files:
+                stat = file.stat()
+                digest.update(f"{split}/{name}/{file.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return path / FOLDER_CACHE / f"image_folder_{size}px_{digest.hexdigest()[:20]}.npz"
+
+
+def decode_image_folder(spec: str, path: Path, size: int, keep: bool,
+                        listing: FolderListing | None = None) -> dict[str, np.ndarray] | None:
+    """The decoded arrays of an image_folder (x uint8 NCHW, y int64, classes), from its cache when that holds
+    the current listing, else decoded (ConfigError naming a file PIL cannot decode) and cached. keep=False:
+    only make sure the folder decodes and is cached; returns None."""
+    listing = image_folder_listing(spec, path) if listing is None else listing
+    try:
+        cache = image_folder_cache(path, size, listing)
+    except OSError as exc:  # an image vanished while listing
+        raise ConfigError(f"dataset '{spec}': {exc}") from None
+    if cache.is_file():
+        if not keep:
+            return None
+        cached = read_cache(cache)
+        if cached is not None:
+            return cached
+    classes, train, test = listing
 
     def flat(per_class: list[list[Path]]) -> tuple[list[Path], np.ndarray]:
         files = [f for group in per_class for f in group]
@@ -291,6 +357,22 @@ def load_parametric(spec: str) -> ImageDataset:
         return files, labels
 
     (train_files, y_train), (test_files, y_test) = flat(train), flat(test)
-    return dataset_from_arrays(spec, {"x_train": decode_many(train_files, parametric.size), "y_train": y_train,
-                                      "x_test": decode_many(test_files, parametric.size), "y_test": y_test},
-                               len(classes))
+    try:
+        arrays = {"x_train": decode_many(train_files, size), "y_train": y_train,
+                  "x_test": decode_many(test_files, size), "y_test": y_test, "classes": np.asarray(classes)}
+    except DatasetUnavailableError as exc:
+        raise ConfigError(f"dataset '{spec}': {exc}") from None
+    _write_folder_cache(cache, arrays)
+    return arrays
+
+
+def _write_folder_cache(cache: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Save the arrays and delete older caches of the same size; a read-only folder is left as it is."""
+    try:
+        save_arrays(cache, **arrays)
+        for stale in cache.parent.glob(f"{cache.name.rsplit('_', 1)[0]}_*.npz"):
+            if stale != cache:
+                stale.unlink(missing_ok=True)
+    except OSError as exc:
+        warnings.warn(f"could not cache the decoded images in {cache.parent} ({exc}); every process that loads "
+                      "this image_folder decodes it again", stacklevel=3)

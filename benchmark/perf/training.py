@@ -49,7 +49,8 @@ def fast_loop(images: torch.Tensor, labels: torch.Tensor, steps: int, warmup: in
     from benchmark.data.base import channel_stats
     from benchmark.training.augment import Normalizer
     from benchmark.training.execution import Execution
-    from benchmark.training.trainer import AugmentationSpec, train
+    from benchmark.training.loop import AugmentationSpec
+    from benchmark.training.trainer import train
 
     execution = Execution.for_device(device, precision, compile)
     if device.startswith("cuda"):

@@ -13,7 +13,7 @@ from benchmark.pretrain.settings import Hyper, lr_at
 from benchmark.training.augment import Normalizer
 from benchmark.training.execution import Execution
 from benchmark.training.heads import frozen_features
-from benchmark.training.trainer import EpochCallback, end_epoch
+from benchmark.training.loop import EpochCallback, end_epoch
 
 
 def backbone_parameters(model: Backbone) -> list[nn.Parameter]:

@@ -68,6 +68,12 @@ def build_report(result_dirs: list[Path], out_dir: Path, at_labels: list[int] | 
     from benchmark.report.frame import with_labels
     from benchmark.store import load_results
 
+    files = [str(d) for d in result_dirs if Path(d).exists() and not Path(d).is_dir()]
+    if files:
+        raise AlbError(f"{', '.join(files)}: a file, not a results folder; pass the folder that --results "
+                       "pointed to")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AlbError(f"--out {out_dir} is a file; pass a folder (it is created if missing)")
     missing = [str(d) for d in result_dirs if not Path(d).is_dir()]
     if missing:
         raise AlbError(f"result folder(s) not found: {', '.join(missing)}; run 'alb run SUITE' first or pass "

@@ -9,7 +9,9 @@ a mean and std over seeds; the verdict is:
   two-sided level alpha = 2(1 - Phi(k)) (k = 2: 0.0455, a ~95.4% interval; see stats.alpha_of_k); when
   the test is impossible (one seed of ours) the tolerance alone decides
 - pass: otherwise (within the tolerance, or not separable from the reference by the test)
-- missing: the suite has matching cells but no finished results for them
+- missing: the suite has matching cells but no finished results for them, or (benchmark.check) some of the
+  suite's cells of a comparison (e.g. one seed) are unfinished: the reason lists them and the verdict of the
+  seeds present (``Comparison.partial``)
 - not comparable: alb cannot measure it, or the protocol differs (the reason says how), or the reference
   is a baseline of other component versions (benchmark/versions.py; "component versions differ: ...")
 
@@ -70,6 +72,7 @@ class Comparison:
     protocol: Protocol | None = field(default=None, repr=False)
     test: WelchResult | None = None  # ours - reference with its t interval and p-value
     versions: str = ""  # the component versions of the compared cells: 'strategy v1, backbone v1, ...'
+    partial: Status | None = None  # status "missing" for unfinished cells: the verdict of the cells present
 
     @property
     def difference(self) -> float | None:
@@ -79,9 +82,35 @@ class Comparison:
 
 
 def from_published(numbers: list[Any]) -> list[Reference]:
-    return [Reference(n.id, n.dataset, n.backbone, n.strategy, dict(n.setting), n.n_labeled, n.metric,
+    refs = [Reference(n.id, n.dataset, n.backbone, n.strategy, dict(n.setting), n.n_labeled, n.metric,
                       n.as_fraction(), n.std_fraction(), n.runs, f"{n.table_id} ({n.printed})")
             for n in numbers]
+    for ref in refs:
+        checked_reference(ref, "published number")
+    return refs
+
+
+def _is_fraction(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= float(value) <= 1.0
+
+
+def checked_reference(ref: Reference, where: str) -> Reference:
+    """The reference, or ConfigError when a number of it is out of range: an accuracy mean outside [0, 1]
+    (NaN and infinities included), a std outside [0, 1], runs < 1 or a negative label count."""
+    from benchmark.errors import ConfigError
+
+    problems = []
+    if ref.metric == "accuracy" and ref.mean is not None and not _is_fraction(ref.mean):
+        problems.append(f"mean {ref.mean!r} is not an accuracy in [0, 1]")
+    if ref.metric == "accuracy" and ref.std is not None and not _is_fraction(ref.std):
+        problems.append(f"std {ref.std!r} is not in [0, 1]")
+    if ref.runs is not None and (not isinstance(ref.runs, int) or isinstance(ref.runs, bool) or ref.runs < 1):
+        problems.append(f"runs {ref.runs!r} is not a count >= 1")
+    if ref.n_labeled is not None and (not isinstance(ref.n_labeled, int) or ref.n_labeled < 0):
+        problems.append(f"n_labeled {ref.n_labeled!r} is not a label count >= 0")
+    if problems:
+        raise ConfigError(f"{where} '{ref.id}': {'; '.join(problems)}")
+    return ref
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -248,9 +277,10 @@ def load_baseline(path: Any) -> list[Reference]:
 
     try:
         payload = json.loads(Path(path).read_text())
-        return [Reference(**entry) for entry in payload["entries"]]
+        refs = [Reference(**entry) for entry in payload["entries"]]
     except FileNotFoundError:
         raise ConfigError(f"baseline file not found: {path}; create it with "
                           f"'alb check SUITE --save-baseline {path}'") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path} is not an alb baseline file ({exc})") from None
+    return [checked_reference(ref, f"baseline {path}: entry") for ref in refs]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from annotated_types import Ge, Gt, Le, Lt
+
 from benchmark.registry import EpochFraction, Registry, Requirement, StrategyInfo
 
 STRATEGIES: Registry[Any, StrategyInfo] = Registry("strategy", StrategyInfo)
@@ -126,6 +128,32 @@ STRATEGIES.register("balanced", "benchmark.strategies.balanced:BalancedInitial",
                     "initial set only (initial_strategy: balanced): class counts as equal as possible, drawn "
                     "at random within each class using the pool's true labels (seed 004 l.203)",
                     StrategyInfo("initial", ("labels",)))
+
+
+# The ranges of the strategies' numeric constructor parameters (``strategy_params`` in suite files), checked
+# with their types by benchmark.config; every int / float parameter has one (tests/test_hostile_suites.py).
+_COUNT, _POSITIVE, _NON_NEGATIVE, _FRACTION = (Ge(1),), (Gt(0),), (Ge(0),), (Gt(0), Lt(1))
+_PASSES = {"passes": _COUNT}
+PARAM_RANGES: dict[str, dict[str, tuple[Any, ...]]] = {
+    "bald": _PASSES, "mean_std": _PASSES, "var_ratio": _PASSES,
+    "batchbald": {**_PASSES, "num_samples": _COUNT, "candidates": _COUNT},
+    "ceal": {"threshold": _NON_NEGATIVE, "decay": _NON_NEGATIVE},
+    "cluster_margin": {"margin_multiple": _COUNT, "max_hac_points": _COUNT, "n_clusters": _COUNT},
+    "coreset": {"chunk_size": _COUNT},
+    "ent_gradnorm": {"chunk_size": _COUNT},
+    "lplgrad": {"chunk_size": _COUNT},
+    "glister": {"eta": _NON_NEGATIVE, "epsilon": _FRACTION, "random_fraction": (Ge(0), Lt(1))},
+    "jlp": {"k": _COUNT, "gamma": _POSITIVE, "alpha": _FRACTION, "cg_iterations": _COUNT, "tol": _POSITIVE},
+    "kmeans": {"iterations": _COUNT},
+    "probcover": {"delta": _POSITIVE, "n_clusters": _COUNT, "purity": (Gt(0), Le(1)), "max_edges": _COUNT},
+    "svm_min_margin": {"C": _POSITIVE},
+    "typiclust": {"k_neighbors": _COUNT, "max_clusters": _COUNT, "min_cluster_size": _COUNT, "iterations": _COUNT},
+    "vaal": {"latent_dim": _COUNT, "width": _COUNT, "disc_hidden": _COUNT, "disc_depth": _COUNT,
+             "beta": _NON_NEGATIVE, "adversary_weight": _NON_NEGATIVE, "lr_vae": _POSITIVE, "lr_disc": _POSITIVE,
+             "batch_size": _COUNT, "epochs": _POSITIVE, "iterations": _COUNT, "vae_steps": _COUNT,
+             "disc_steps": _COUNT},
+    "waal": {"selection": _NON_NEGATIVE},
+}
 
 
 def phase_strategies(strategy: str, initial_strategy: str | None) -> tuple[str, str]:

@@ -16,28 +16,12 @@ from torch import nn
 from benchmark.config import TrainingConfig
 from benchmark.training.augment import Normalizer, resolve_flip
 from benchmark.training.execution import FP32_CPU, Execution
-from benchmark.training.forward import EVAL_BATCH_SIZE, predict_logits
+from benchmark.training.forward import predict_logits
 from benchmark.training.heads import train_head
 from benchmark.training.joint import JointModule
-from benchmark.training.loop import (
-    AugmentationSpec,
-    EpochCallback,
-    LabeledStream,
-    TrainResult,
-    augment_batch,
-    end_epoch,
-    epoch_batches,
-    make_optimizer,
-    make_scheduler,
-    split_batches,
-)
+from benchmark.training.loop import AugmentationSpec, EpochCallback, TrainResult
 from benchmark.training.semi import train_label_propagation
 from benchmark.training.supervised import train_supervised
-
-# the names callers have always imported from here
-__all__ = ["EVAL_BATCH_SIZE", "AugmentationSpec", "EpochCallback", "LabeledStream", "TrainResult", "augment_batch",
-           "end_epoch", "epoch_batches", "evaluate", "make_optimizer", "make_scheduler", "predict_logits",
-           "split_batches", "train", "train_supervised"]
 
 
 def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: TrainingConfig,

@@ -1,0 +1,77 @@
+"""The local executor: the cells of a suite in this process, or spread over N worker processes.
+
+Workers are spawned processes that each run one cell at a time through the same task function as the
+cluster executors (:func:`benchmark.executors.common.run_cell_task`); claims keep any cell from running
+twice, also next to other ``alb run`` processes on the same results folder.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
+from typing import Any
+
+from benchmark.errors import AlbError
+from benchmark.executors.common import (
+    DriverProgress,
+    RunSettings,
+    announce_driver,
+    cores,
+    pending_cells,
+    retire_driver,
+    run_cell_task,
+)
+from benchmark.runner import SuiteOutcome, run_suite
+from benchmark.store import SuiteStore
+from benchmark.suite import Suite
+
+
+def threads_per_worker(workers: int, threads: int | None) -> int:
+    """--threads when given, else cores/N: N workers never oversubscribe the CPU by default."""
+    if threads is not None:
+        return threads
+    return max(1, cores() // workers)
+
+
+def run_in_process(suite: Suite, store: SuiteStore, settings: RunSettings, reporter_factory: Callable[..., Any],
+                   only: list[str] | None = None) -> SuiteOutcome:
+    """Today's `alb run`: the cells (or those of ``only``) one after the other in this process."""
+    return run_suite(suite, store, settings.device, settings.data_dir, force=settings.force,
+                     threads=settings.threads, precision=settings.precision, compile=settings.compile,
+                     reporter_factory=reporter_factory, only=only)
+
+
+def run_workers(suite: Suite, store: SuiteStore, settings: RunSettings, workers: int,
+                reporter_factory: Callable[..., Any]) -> SuiteOutcome:
+    """Every pending cell as one task of a pool of ``workers`` spawned processes."""
+    if workers < 1:
+        raise AlbError(f"--workers must be at least 1, got {workers}")
+    todo = pending_cells(suite, store, settings.force)
+    if workers == 1 or not todo:
+        return run_in_process(suite, store, settings, reporter_factory)
+    threads = threads_per_worker(workers, settings.threads)
+    if workers * threads > cores():
+        print(f"alb: warning: {workers} workers x {threads} threads > {cores()} cores: the CPU is oversubscribed",
+              file=sys.stderr)
+    settings = replace(settings, threads=threads, driver_token=announce_driver(store))
+    try:
+        with DriverProgress(suite, store, len(suite.cells) - len(todo), reporter_factory) as progress, \
+                ProcessPoolExecutor(max_workers=min(workers, len(todo)),
+                                    mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures: dict[Future[Any], str] = {
+                pool.submit(run_cell_task, settings, cell.id, "local worker", False): cell.id for cell in todo}
+            for future in as_completed(futures):
+                try:
+                    progress.record(future.result())
+                except BrokenProcessPool as exc:
+                    progress.failed(futures[future], f"a worker process died ({exc}); rerun to resume the cell",
+                                    write_log=True)
+                except Exception as exc:
+                    progress.failed(futures[future], f"{type(exc).__name__}: {exc}", write_log=True)
+    finally:
+        retire_driver(store, settings.driver_token)
+    return progress.outcome
