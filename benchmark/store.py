@@ -148,7 +148,11 @@ def quarantine(path: Path, why: str, suite_dir: Path | None = None,
         os.rename(path, target)
     except FileNotFoundError:
         return None  # another process moved it first
-    warnings.warn(f"{path} is damaged: {why}; moved to {target}", DamagedFileWarning, stacklevel=2)
+    except PermissionError:  # a read-only results folder: still never counted, but left where it is
+        warnings.warn(f"{path} cannot be used ({why}); ignored (no permission to move it to {folder})",
+                      DamagedFileWarning, stacklevel=2)
+        return None
+    warnings.warn(f"{path} cannot be used ({why}); moved to {target}", DamagedFileWarning, stacklevel=2)
     return target
 
 
@@ -170,7 +174,8 @@ class SuiteStore:
         hints = {self.root: "pass another --results or move the file away",
                  self.dir: "move the file away or pass another --results",
                  self.claims_dir: "move it away (it only holds claims of running cells)",
-                 self.dir / ".work": "move it away (it only holds checkpoints of unfinished cells)"}
+                 self.dir / ".work": "move it away (it only holds checkpoints of unfinished cells)",
+                 self.dir / QUARANTINE_DIR: "move it away (it holds damaged files moved aside)"}
         for folder, hint in hints.items():
             if folder.exists() and not folder.is_dir():
                 raise ResultsLayoutError(f"{folder} is a file where alb needs a folder; {hint}")
@@ -210,7 +215,9 @@ class SuiteStore:
             return True
         moved = quarantine(path, why, self.dir, expected=before)
         if moved is not None:
-            self.log_event("file_quarantined", cell_id=cell_id, path=str(path), moved_to=str(moved), reason=why)
+            with contextlib.suppress(OSError):  # the move itself is what matters; the log is a courtesy
+                self.log_event("file_quarantined", cell_id=cell_id, path=str(path), moved_to=str(moved),
+                               reason=why)
         return False
 
     def log_event(self, event: str, **fields: Any) -> None:

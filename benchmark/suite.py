@@ -515,17 +515,41 @@ def load_suite(path: str | Path) -> Suite:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
     try:
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=_DepthBoundedLoader)
         if root is not None:
             _check_document(root, path)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_DepthBoundedLoader)
+    except _TooDeepError as exc:
+        raise ConfigError(f"{path}:{exc.line}: the YAML is nested more than {MAX_YAML_DEPTH} levels deep") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {_brief(exc)}") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: the YAML is nested too deeply (at most {MAX_YAML_DEPTH} levels)") from None
     except (ValueError, OverflowError) as exc:  # a scalar YAML resolves but Python cannot build (huge int, date)
         raise ConfigError(f"{path}: a value cannot be read: {_brief(exc)}") from None
     return parse_suite(data, path, root)
+
+
+class _TooDeepError(Exception):
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+class _DepthBoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stopping at MAX_YAML_DEPTH levels: its composer recurses once per level, and a
+    deeply nested document would take seconds to end in a RecursionError."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_YAML_DEPTH + 1:  # the value of a key one level deeper than its mapping
+                raise _TooDeepError(self.peek_event().start_mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

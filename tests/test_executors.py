@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import socket
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -201,16 +202,25 @@ def test_ray_gives_the_rows_of_one_process_and_resumes_a_killed_task(
 def test_submitit_array_gives_the_rows_of_one_process(suite_path: Path, suite: Suite,
                                                       reference: tuple[Path, CellRows], tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    """The Slurm code path through submitit's local executor; two cells are done already, two form the array."""
+    """The Slurm code path through submitit's local executor. Two cells are done already; the other two are
+    submitted as an array without waiting, then again with --wait: every cell still runs exactly once."""
     pytest.importorskip("submitit", reason="submitit is not installed (pip install 'alb[slurm]')")
     (tmp_path / "tiny").mkdir()
     for cell in suite.cells[:2]:
         shutil.copy(reference[0] / "tiny" / f"{cell.id}.parquet", tmp_path / "tiny")
     config = tmp_path / "cluster.yaml"
     config.write_text("cluster: local\ntime: 10\n")
-    assert alb_run(suite_path, tmp_path, "--executor", "slurm", "--executor-config", str(config), "--wait") == 0
-    assert "submitted 2 cell(s) of suite 'tiny' as job array" in capsys.readouterr().out
+    submit = ("--executor", "slurm", "--executor-config", str(config))
+    assert alb_run(suite_path, tmp_path, *submit) == 0
+    out = capsys.readouterr().out
+    assert "submitted 2 cell(s) of suite 'tiny' as job array" in out and "follow it with: alb status" in out
+    assert alb_run(suite_path, tmp_path, *submit, "--wait") == 0
     assert cell_rows(tmp_path) == reference[1]
     started = started_by(tmp_path)
     assert sorted(started) == sorted(c.id for c in suite.cells[2:])
-    assert all(len(s) == 1 and s[0]["executor"].startswith("slurm job ") for s in started.values())
+    assert all(len(s) == 1 and s[0]["executor"].startswith("slurm job ") for s in started.values()), started
+    logs = tmp_path / "tiny" / ".slurm"
+    deadline = time.monotonic() + 120  # the first array's tasks end once they see their cells done
+    while len(list(logs.glob("*_result.pkl"))) < 4 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert len(list(logs.glob("*_result.pkl"))) == 4

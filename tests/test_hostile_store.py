@@ -119,7 +119,8 @@ def test_damaged_cell_file_is_quarantined_not_counted_and_recomputed(
     expected = _rows(results, damaged_id)
     DAMAGES[damage](suite_dir / f"{damaged_id}.parquet", suite_dir / f"{good_id}.parquet")
 
-    with pytest.warns(DamagedFileWarning, match=f"{damaged_id}.parquet is damaged.*moved to .*{QUARANTINE_DIR}"):
+    with pytest.warns(DamagedFileWarning,
+                      match=f"{damaged_id}.parquet cannot be used.*moved to .*{QUARANTINE_DIR}"):
         assert cli.main(["status", str(suite), "--results", str(results)]) == 0
     out = capsys.readouterr().out
     assert "2 cells: 1 done, 1 pending" in out
@@ -140,14 +141,14 @@ def test_report_and_check_quarantine_a_damaged_cell_instead_of_failing(
     suite_dir = results / "hostile"
     _truncated(suite_dir / f"{damaged_id}.parquet", suite_dir / f"{good_id}.parquet")
     capsys.readouterr()
-    with pytest.warns(DamagedFileWarning, match=f"{damaged_id}.parquet is damaged"):
+    with pytest.warns(DamagedFileWarning, match=f"{damaged_id}.parquet cannot be used"):
         assert cli.main(["check", str(suite), "--results", str(results),
                          "--save-baseline", str(tmp_path / "baseline.json")]) == cli.EXIT_USAGE
     assert "only 1 of 2 cells" in capsys.readouterr().err  # the damaged cell is not counted
     assert [n.split(".parquet.")[0] for n in _quarantined(suite_dir)] == [damaged_id]
     assert cli.main(["report", str(results), "--out", str(tmp_path / "report")]) == 0
     _wrong_schema(suite_dir / f"{good_id}.parquet", suite_dir / f"{good_id}.parquet")
-    with pytest.warns(DamagedFileWarning, match=f"{good_id}.parquet is damaged"):
+    with pytest.warns(DamagedFileWarning, match=f"{good_id}.parquet cannot be used"):
         assert cli.main(["report", str(results), "--out", str(tmp_path / "report")]) == cli.EXIT_USAGE
     assert "no finished cells" in capsys.readouterr().err
     assert len(_quarantined(suite_dir)) == 2
@@ -160,7 +161,7 @@ def test_data_page_damage_behind_a_good_footer_is_quarantined_when_loaded(
     data = bytearray(path.read_bytes())
     data[4:200] = b"\xff" * 196  # the first data pages; footer and metadata intact
     path.write_bytes(bytes(data))
-    with pytest.warns(DamagedFileWarning, match=f"{damaged_id}.parquet is damaged"):
+    with pytest.warns(DamagedFileWarning, match=f"{damaged_id}.parquet cannot be used"):
         frame = load_results(results)
     assert set(frame["cell_id"]) == {good_id}
     assert not path.exists()
@@ -173,8 +174,11 @@ def test_stray_files_are_ignored_with_a_warning_and_never_moved(copy: tuple[Path
     pq.write_table(pa.table({"cell_id": ["mine"], "accuracy": [0.99]}), notes)
     folder = suite_dir / "dataset.parquet"
     folder.mkdir()
-    with pytest.warns(DamagedFileWarning, match="ignoring .*notes.parquet: not an alb cell file"):
+    with pytest.warns(DamagedFileWarning) as record:
         frame = load_results(results)
+    messages = sorted(str(w.message) for w in record)
+    assert len(messages) == 2 and "dataset.parquet: not an alb cell file" in messages[0]
+    assert "notes.parquet: not an alb cell file" in messages[1]
     assert sorted(frame["cell_id"].unique()) == sorted(cell_ids)
     assert notes.is_file() and folder.is_dir() and _quarantined(suite_dir) == []
 
@@ -217,7 +221,7 @@ def test_damaged_checkpoint_is_quarantined_and_the_cell_restarts(
         checkpoint.write_bytes(b"PK\x03\x04 not a checkpoint")
     else:
         checkpoint.mkdir()
-    with pytest.warns(DamagedFileWarning, match=f"{cell_id}.pt is damaged.*restarts from scratch.*moved to"):
+    with pytest.warns(DamagedFileWarning, match=f"{cell_id}.pt cannot be used.*restarts from scratch.*moved to"):
         assert cli.main(["run", str(suite), "--results", str(results), *RUN]) == 0
     assert [n.split(".pt.")[0] for n in _quarantined(suite_dir)] == [cell_id]
     if damage == "garbage":
@@ -249,6 +253,12 @@ def _events_is_a_folder(results: Path, cell_id: str) -> Path:
     return path
 
 
+def _quarantine_is_a_file(results: Path, cell_id: str) -> Path:
+    path = results / "hostile" / QUARANTINE_DIR
+    path.write_text("")
+    return path
+
+
 def _suite_folder_is_a_file(results: Path, cell_id: str) -> Path:
     path = results / "hostile"
     shutil.rmtree(path)
@@ -263,7 +273,8 @@ def _results_is_a_file(results: Path, cell_id: str) -> Path:
 
 
 LAYOUTS = {"claim is a folder": _claim_is_a_folder, ".claims is a file": _claims_is_a_file,
-           "events.jsonl is a folder": _events_is_a_folder, "suite folder is a file": _suite_folder_is_a_file,
+           "events.jsonl is a folder": _events_is_a_folder, ".quarantine is a file": _quarantine_is_a_file,
+           "suite folder is a file": _suite_folder_is_a_file,
            "--results is a file": _results_is_a_file}
 
 
