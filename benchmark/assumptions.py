@@ -1,8 +1,10 @@
 """A suite's declared assumptions beside its results, and where the report and ``alb check`` show them.
 
 Results carry config columns, not the suite file, so ``alb run`` writes ``RESULTS/<suite>/suite.json``
-(the suite's name, file, description and assumptions, each with the ids of the cells it applies to)
-every time it runs, cached cells included. ``alb report`` reads every ``suite.json`` under its result
+(the suite's name, file, description, the ids of its cells and its assumptions, each with the ids of the
+cells it applies to) every time it runs, cached cells included. Its cell ids also make the suite's folder a
+view over the shared ``RESULTS/cells/`` (benchmark/store.py: ``load_results``).
+``alb report`` reads every ``suite.json`` under its result
 folders and notes, under each results table, the assumptions that apply to the table's cells. Results
 run before the suite declared its assumptions get them by rerunning ``alb run SUITE`` (nothing is
 recomputed). No torch here.
@@ -14,13 +16,14 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmark.store import SUITE_RECORD  # the store reads the cell ids of a suite's record
+
 if TYPE_CHECKING:
     import pandas as pd
 
     from benchmark.report.frame import Protocol
     from benchmark.suite import Assumption, Suite
 
-SUITE_RECORD = "suite.json"
 RECORD_VERSION = 1
 
 

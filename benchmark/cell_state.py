@@ -2,7 +2,7 @@
 
 A cell resumes from this state after a crash or a kill and produces exactly the rows of an
 uninterrupted run. A checkpoint that cannot be used (another format version, another cell, an
-unreadable file, a folder in its place) is never fatal: it is moved to the suite's ``.quarantine/``
+unreadable file, a folder in its place) is never fatal: it is moved to ``RESULTS/cells/.quarantine/``
 folder with a warning that names it, and the cell restarts from scratch.
 """
 
@@ -73,6 +73,6 @@ class CellState:
 
 
 def _discard(path: Path, why: str) -> None:
-    """Move the unusable checkpoint ``<suite>/.work/<cell>.pt`` to ``<suite>/.quarantine/`` (warned)."""
+    """Move the unusable checkpoint ``cells/.work/<cell>.pt`` to ``cells/.quarantine/`` (warned)."""
     quarantine(path, f"{why}; the cell restarts from scratch", suite_dir=path.parent.parent)
     return None

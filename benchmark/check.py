@@ -56,7 +56,7 @@ def run_check(suite_path: Path, results_dir: Path, baseline: Path | None, abs_to
     from benchmark.published import resolve_references
     from benchmark.report.frame import with_labels
     from benchmark.report.references import compare, from_published, load_baseline
-    from benchmark.store import load_results
+    from benchmark.store import load_suite_cells
     from benchmark.suite import load_suite
 
     suite = load_suite(suite_path)
@@ -68,10 +68,8 @@ def run_check(suite_path: Path, results_dir: Path, baseline: Path | None, abs_to
     if not refs:
         raise ConfigError(f"{suite_path}: nothing to check against: the suite has no 'references' and no "
                           "--baseline FILE was given")
-    frame = load_results(Path(results_dir) / suite.name)
-    cell_ids = {c.id for c in suite.cells}
+    frame = load_suite_cells(results_dir, suite.name, [c.id for c in suite.cells])
     if not frame.empty:
-        frame = frame[frame["cell_id"].isin(cell_ids)]
         check_accuracies(frame, Path(results_dir), suite.name)
         frame = with_labels(frame)
     comparisons = [c for ref in refs for c in compare(ref, frame, abs_tol, k)]
@@ -97,7 +95,7 @@ def check_accuracies(frame: pd.DataFrame, results_dir: Path, suite_name: str) ->
     if not bad.any():
         return
     rows = frame.groupby("cell_id", sort=False).cumcount().to_numpy()  # the row within its cell's file
-    shown = [f"{store.result_path(cell)} row {row}: accuracy {_shown_value(value)}"
+    shown = [f"{store.cell_file(cell)} row {row}: accuracy {_shown_value(value)}"
              for cell, row, value in zip(frame["cell_id"].to_numpy()[bad], rows[bad],
                                          frame["accuracy"].to_numpy()[bad], strict=True)]
     more = f" (and {len(shown) - 5} more)" if len(shown) > 5 else ""
@@ -150,11 +148,11 @@ def save_suite_baseline(suite_path: Path, results_dir: Path, target: Path) -> in
     Raises AlbError while a cell is unfinished, InvalidResultsError for an accuracy out of [0, 1]."""
     from benchmark.report.frame import with_labels
     from benchmark.report.references import baseline_references, save_baseline
-    from benchmark.store import load_results
+    from benchmark.store import load_suite_cells
     from benchmark.suite import load_suite
 
     suite = load_suite(suite_path)
-    frame = load_results(Path(results_dir) / suite.name)
+    frame = load_suite_cells(results_dir, suite.name, [c.id for c in suite.cells])
     done = {c.id for c in suite.cells} & set(frame.get("cell_id", []))
     if len(done) < len(suite.cells):
         raise AlbError(f"only {len(done)} of {len(suite.cells)} cells of '{suite.name}' are finished in "

@@ -1,6 +1,7 @@
 """Claim files: at most one alb process runs a given cell at a time.
 
-A claim is ``.claims/<cell_id>.json`` holding the owner (host, pid, token); its
+A claim is ``RESULTS/cells/.claims/<cell_id>.json`` (one per cell, whichever suite runs it)
+holding the owner (host, pid, token); its
 modification time is the heartbeat, refreshed by a background thread. A claim
 is stale when its owner is a dead process on this host, or when its heartbeat is
 older than ``stale_after`` seconds (owners on other machines sharing the disk).

@@ -28,7 +28,8 @@ EXIT_USAGE = 2
 def _add_suite_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("suite", type=Path, help="suite file, e.g. suites/quickstart.yaml")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
-                   help="results folder (default: results/); the suite's cells go to RESULTS/<suite name>/")
+                   help="results folder (default: results/); finished cells go to RESULTS/cells/, the suite's "
+                   "log and cell list to RESULTS/<suite name>/")
 
 
 def _label_counts(text: str) -> list[int]:
@@ -164,7 +165,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"suite '{suite.name}': {outcome.done} run, {outcome.cached} cached, {outcome.failed} failed, "
           f"{outcome.busy} running elsewhere ({len(suite.cells)} cells) -> {store.dir}")
     if outcome.failed:
-        print(f"{outcome.failed} cell(s) failed; tracebacks: {store.dir}/*.failed.log. "
+        print(f"{outcome.failed} cell(s) failed; tracebacks: {store.cells_dir}/*.failed.log. "
               "Rerun to retry them.", file=sys.stderr)
         return EXIT_FAILED_CELLS
     return 0

@@ -1,21 +1,30 @@
 """Results on disk.
 
-Layout of one suite's folder (``RESULTS/<suite>/``)::
+Every finished cell is stored once, under its id, whichever suite computed it; a suite is a view over the
+ids it lists. Layout of a results folder (``RESULTS/``)::
 
-    <cell_id>.parquet        finished cell: one row per round, config in the metadata
-    <cell_id>.failed.log     the traceback of the last failed attempt
-    events.jsonl             what every alb process did, one JSON line per event
-    .work/<cell_id>.pt       progress of an unfinished cell (rows, labeled set, weights)
-    .claims/<cell_id>.json   which process runs the cell now (see claims.py)
-    .quarantine/<name>.<time>  damaged files moved aside (see below), kept for inspection
+    cells/<cell_id>.parquet        finished cell: one row per round, config in the metadata
+    cells/<cell_id>.failed.log     the traceback of the last failed attempt
+    cells/.work/<cell_id>.pt       progress of an unfinished cell (rows, labeled set, weights)
+    cells/.claims/<cell_id>.json   which process runs the cell now (see claims.py)
+    cells/.quarantine/<name>.<time>  damaged files moved aside (see below), kept for inspection
+    <suite>/suite.json             the suite's cell ids and assumptions (benchmark/assumptions.py)
+    <suite>/events.jsonl           what every alb process did for the suite, one JSON line per event
+    <suite>/.drivers/<token>       drivers handing cells to tasks (benchmark/executors/common.py)
+
+A cell finished by any suite is done for every suite that lists it. The parquet's ``suite`` column names
+the suite that computed it; loading a suite's folder reads the cells of its ``suite.json`` from ``cells/``,
+sets ``suite`` to the suite loaded and keeps the computing suite as ``computed_by``. Folders of earlier
+versions (cells in ``RESULTS/<suite>/<cell_id>.parquet``) are read as they are, never moved: such a file
+counts as done for its suite and is loaded with it (a cell in ``cells/`` is preferred).
 
 Every file is written to a temporary name in the same folder and renamed into
 place, so a crash never leaves a partial file behind. Files damaged anyway (a
 disk error, a copy cut short, a hand edit) are never counted: a cell file is
 checked whenever it is found (the parquet footer, the schema, alb's metadata and
 the ``round`` and ``accuracy`` columns: one row per round 0..rounds) and read
-in full when loaded; one that fails is moved to ``.quarantine/`` with a
-warning, and its cell counts as not done, so ``alb run`` recomputes it.
+in full when loaded; one that fails is moved to the ``.quarantine/`` folder beside
+it with a warning, and its cell counts as not done, so ``alb run`` recomputes it.
 """
 
 from __future__ import annotations
@@ -47,10 +56,14 @@ ROUND_COLUMNS = ("round", "n_labeled", "n_pseudo_labeled", "accuracy", "macro_f1
 PROVENANCE_COLUMNS = ("alb_version", "git_commit", "torch_version", "device", "torch_threads", "host",
                       "python", "precision", "channels_last", "compiled")
 IDENTITY_COLUMNS = ("suite", "cell_id")
+# added when a suite's cells are loaded: the suite that computed the cell (the file's own ``suite`` column)
+LOADED_COLUMNS = ("computed_by",)
 # what every cell file alb ever wrote holds and a report needs
 REQUIRED_COLUMNS = (*IDENTITY_COLUMNS, "round", "n_labeled", "accuracy", "selected")
 QUARANTINE_DIR = ".quarantine"
 EVENTS_FILE = "events.jsonl"
+CELLS_DIR = "cells"  # RESULTS/cells/: every finished cell of every suite, by id
+SUITE_RECORD = "suite.json"  # written by benchmark/assumptions.py
 CELL_ID_PATTERN = re.compile(r"[0-9a-f]{16}")  # config.py: the first 16 hex digits of a sha256
 
 
@@ -161,11 +174,16 @@ def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
 
 
 class SuiteStore:
-    """Paths and reads/writes for one suite's results folder."""
+    """Paths and reads/writes of one suite: its cells in the shared ``RESULTS/cells/``, its own files (events,
+    suite.json, drivers) in ``RESULTS/<suite>/``."""
 
     def __init__(self, results_dir: str | Path, suite_name: str) -> None:
+        if suite_name == CELLS_DIR:
+            raise ResultsLayoutError(f"a suite cannot be named '{CELLS_DIR}': {Path(results_dir) / CELLS_DIR} "
+                                     "holds the cells of every suite; rename the suite")
         self.root = Path(results_dir)
         self.dir = self.root / suite_name
+        self.cells_dir = self.root / CELLS_DIR
         self.suite_name = suite_name
         self.check_layout()
 
@@ -173,8 +191,10 @@ class SuiteStore:
         """A clear error when a folder of the layout is a file or ``events.jsonl`` a folder (before any work)."""
         hints = {self.root: "pass another --results or move the file away",
                  self.dir: "move the file away or pass another --results",
+                 self.cells_dir: "move the file away (alb keeps the finished cells of every suite there)",
                  self.claims_dir: "move it away (it only holds claims of running cells)",
-                 self.dir / ".work": "move it away (it only holds checkpoints of unfinished cells)",
+                 self.cells_dir / ".work": "move it away (it only holds checkpoints of unfinished cells)",
+                 self.quarantine_dir: "move it away (it holds damaged files moved aside)",
                  self.dir / QUARANTINE_DIR: "move it away (it holds damaged files moved aside)"}
         for folder, hint in hints.items():
             if folder.exists() and not folder.is_dir():
@@ -184,26 +204,47 @@ class SuiteStore:
             raise ResultsLayoutError(f"{events} is a folder where alb appends its events log; move it away")
 
     def result_path(self, cell_id: str) -> Path:
+        """Where the cell's result is written (``RESULTS/cells/<id>.parquet``)."""
+        return self.cells_dir / f"{cell_id}{RESULT_SUFFIX}"
+
+    def legacy_result_path(self, cell_id: str) -> Path:
+        """Where alb before the shared cell store kept the suite's result (``RESULTS/<suite>/<id>.parquet``)."""
         return self.dir / f"{cell_id}{RESULT_SUFFIX}"
 
     def failed_path(self, cell_id: str) -> Path:
-        return self.dir / f"{cell_id}.failed.log"
+        return self.cells_dir / f"{cell_id}.failed.log"
 
     def progress_path(self, cell_id: str) -> Path:
-        return self.dir / ".work" / f"{cell_id}.pt"
+        return self.cells_dir / ".work" / f"{cell_id}.pt"
 
     @property
     def claims_dir(self) -> Path:
-        return self.dir / ".claims"
+        return self.cells_dir / ".claims"
 
     @property
     def quarantine_dir(self) -> Path:
-        return self.dir / QUARANTINE_DIR
+        return self.cells_dir / QUARANTINE_DIR
 
     def is_done(self, cell_id: str) -> bool:
-        """Whether the cell's result file exists and passes :func:`cell_file_problem`; a damaged one is moved to
-        quarantine (warned, logged) so the cell runs again."""
-        path = self.result_path(cell_id)
+        """Whether a valid result of the cell exists (see :meth:`done_path`)."""
+        return self.done_path(cell_id) is not None
+
+    def done_path(self, cell_id: str) -> Path | None:
+        """The cell's result file, in ``cells/`` or else (an earlier layout) in the suite's folder, that passes
+        :func:`cell_file_problem`, or None; a damaged one is moved to the quarantine beside it (warned, logged)
+        so the cell runs again."""
+        for path in (self.result_path(cell_id), self.legacy_result_path(cell_id)):
+            if self._valid(path, cell_id):
+                return path
+        return None
+
+    def cell_file(self, cell_id: str) -> Path:
+        """The file that holds (or will hold) the cell's result, unchecked: for naming it in messages."""
+        legacy = self.legacy_result_path(cell_id)
+        new = self.result_path(cell_id)
+        return legacy if not os.path.lexists(new) and os.path.lexists(legacy) else new
+
+    def _valid(self, path: Path, cell_id: str) -> bool:
         if not os.path.lexists(path):
             return False
         try:
@@ -213,7 +254,7 @@ class SuiteStore:
             return False
         if why is None:
             return True
-        moved = quarantine(path, why, self.dir, expected=before)
+        moved = quarantine(path, why, path.parent, expected=before)
         if moved is not None:
             with contextlib.suppress(OSError):  # the move itself is what matters; the log is a courtesy
                 self.log_event("file_quarantined", cell_id=cell_id, path=str(path), moved_to=str(moved),
@@ -256,11 +297,12 @@ class SuiteStore:
         atomic_write(self.failed_path(cell_id), lambda tmp: tmp.write_text(text))
 
     def clear(self, cell_id: str) -> None:
-        """Forget a cell's result, failure and progress (``alb run --force``); a folder in a file's place is
-        moved to quarantine."""
+        """Forget a cell's result, failure and progress in ``cells/`` (``alb run --force``; a result of an earlier
+        layout in the suite's folder is left alone: the new one takes its place when loading); a folder in a
+        file's place is moved to quarantine."""
         for path in (self.result_path(cell_id), self.failed_path(cell_id), self.progress_path(cell_id)):
             if path.is_dir() and not path.is_symlink():
-                quarantine(path, "it is a folder, not a file", self.dir)
+                quarantine(path, "it is a folder, not a file", self.cells_dir)
                 continue
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
@@ -328,12 +370,101 @@ def _read_cell(path: Path) -> Any:
 
 def load_results(*dirs: str | Path) -> Any:
     """One pandas DataFrame with the rows of every finished cell under ``dirs``; damaged cell files are
-    quarantined and stray parquet files ignored, each with a warning."""
+    quarantined and stray parquet files ignored, each with a warning.
+
+    A suite's folder (one with a ``suite.json``) is a view: the cells its record lists, read from the
+    ``cells/`` folder beside it, plus any cell files of an earlier layout in the folder itself, all with
+    ``suite`` set to that suite (``computed_by``: the suite that computed the cell). A folder holding
+    several suites gives each suite's view (a cell two suites share appears once per suite, as it did when
+    each suite kept its own copy), then every other cell file under it with its own suite."""
     import pandas as pd
 
-    frames = [f for f in (_read_cell(p) for p in result_files(dirs or ("results",))) if f is not None]
+    frames: list[Any] = []
+    for d in dirs or ("results",):
+        frames.extend(_folder_frames(Path(d)))
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True, sort=False)
 
 
+def load_suite_cells(results_dir: str | Path, suite_name: str, cell_ids: Iterable[str]) -> Any:
+    """The rows of the finished cells among ``cell_ids`` (a suite's cells, known from its file) in
+    ``results_dir``, from ``cells/`` or an earlier layout's suite folder, with ``suite`` set to ``suite_name``."""
+    import pandas as pd
+
+    root = Path(results_dir)
+    frames = _view_frames(root / CELLS_DIR, root / suite_name, list(cell_ids), set(), legacy_extras=False)
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True, sort=False)
+
+
+def _folder_frames(folder: Path) -> list[Any]:
+    if folder.exists() and not folder.is_dir():
+        raise ResultsLayoutError(f"{folder} is a file, not a results folder; pass the folder that --results "
+                                 "pointed to")
+    seen: set[Path] = set()
+    frames: list[Any] = []
+    for record in _suite_records(folder):
+        suite_dir = record.parent
+        frames += _view_frames(suite_dir.parent / CELLS_DIR, suite_dir, _record_cell_ids(record), seen)
+    for path in result_files([folder]):
+        if path.absolute() not in seen:
+            frame = _read_cell(path)
+            if frame is not None:
+                frames.append(_labelled(frame, None))
+    return frames
+
+
+def _suite_records(folder: Path) -> list[Path]:
+    """Every suite's ``suite.json`` under ``folder`` (itself included), hidden folders skipped."""
+    if not folder.is_dir():
+        return []
+    return [p for p in sorted(folder.rglob(SUITE_RECORD))
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+
+
+def _record_cell_ids(record: Path) -> list[str]:
+    """The cell ids a ``suite.json`` lists; none when it cannot be read (its folder's own files still load)."""
+    try:
+        cells = json.loads(record.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [c for c in cells if isinstance(c, str) and CELL_ID_PATTERN.fullmatch(c)] if isinstance(cells, list) \
+        else []
+
+
+def _view_frames(cells_dir: Path, suite_dir: Path, cell_ids: list[str], seen: set[Path],
+                 legacy_extras: bool = True) -> list[Any]:
+    """The frames of one suite's view: each listed cell from ``cells_dir`` or else from ``suite_dir`` (an earlier
+    layout), then (``legacy_extras``) the other cell files of the earlier layout in ``suite_dir``; every path
+    looked at is added to ``seen``."""
+    frames: list[Any] = []
+    suite_name = suite_dir.name
+    for cell_id in dict.fromkeys(cell_ids):
+        for path in (cells_dir / f"{cell_id}{RESULT_SUFFIX}", suite_dir / f"{cell_id}{RESULT_SUFFIX}"):
+            if not os.path.lexists(path):
+                continue
+            seen.add(path.absolute())
+            frame = _read_cell(path)
+            if frame is not None:
+                frames.append(_labelled(frame, suite_name))
+                break
+    legacy = sorted(suite_dir.glob(f"*{RESULT_SUFFIX}")) if suite_dir.is_dir() else []
+    for path in legacy:
+        if path.absolute() in seen:
+            continue
+        seen.add(path.absolute())
+        if legacy_extras:
+            frame = _read_cell(path)
+            if frame is not None:
+                frames.append(_labelled(frame, suite_name))
+    return frames
+
+
+def _labelled(frame: Any, suite_name: str | None) -> Any:
+    """``computed_by`` from the file's ``suite`` column; ``suite`` set to the suite loaded (None: kept)."""
+    frame["computed_by"] = frame["suite"]
+    if suite_name is not None:
+        frame["suite"] = suite_name
+    return frame

@@ -71,8 +71,8 @@ def name_problem(name: str) -> str | None:
     """Why ``name`` cannot name a suite's results directory, or None."""
     if _SAFE_NAME.fullmatch(name):
         return None
-    return (f"'{_brief(name)}' is not a safe directory name for the results: use 1-{MAX_NAME_LENGTH} letters, "
-            "digits, '-', '_' or '.', not starting with '.'")
+    return (f"not a safe directory name for the results: use 1-{MAX_NAME_LENGTH} letters, digits, '-', '_' "
+            f"or '.', not starting with '.' (got {shorten(name)})")
 
 
 class AssumptionEntry(BaseModel):
@@ -395,8 +395,8 @@ def parse_suite(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
         errors.raise_if_any()
         raise AssertionError("unreachable") from exc
     if suite_file.name is None and (problem := name_problem(path.stem)):
-        raise ConfigError(f"{path}: the suite's name defaults to the file's stem, and {problem}; rename the "
-                          "file or set the key 'name'")
+        raise ConfigError(f"{path}: the suite's name defaults to the file's stem, which is {problem}; rename "
+                          "the file or set the key 'name'")
 
     valid = config_keys()
     _check_keys("defaults", list(_flat(suite_file.defaults)), valid, errors, ["defaults"])

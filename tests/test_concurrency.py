@@ -28,4 +28,4 @@ def test_two_concurrent_runs_never_duplicate_a_cell(tmp_path: Path) -> None:
     assert all(len(pids) == 1 for pids in started_by.values()), started_by
     rounds = [(e["cell_id"], e["round"]) for e in events if e["event"] == "round_finished"]
     assert len(rounds) == len(set(rounds)) == 6 * 3
-    assert len(list((results / "tiny").glob("*.parquet"))) == 6
+    assert len(list((results / "cells").glob("*.parquet"))) == 6

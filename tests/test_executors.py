@@ -51,11 +51,12 @@ def alb_run(suite_path: Path, results: Path, *flags: str) -> int:
 
 
 def cell_rows(results: Path) -> CellRows:
-    """accuracy and selected per round, per cell id, from the parquet files."""
+    """accuracy and selected per round, per cell id, from the parquet files (the shared cell store, and the
+    suite's folder, where an earlier layout kept them)."""
     import pyarrow.parquet as pq
 
     rows: CellRows = {}
-    for path in sorted((results / "tiny").glob("*.parquet")):
+    for path in sorted([*(results / "cells").glob("*.parquet"), *(results / "tiny").glob("*.parquet")]):
         table = pq.read_table(path, columns=["cell_id", "round", "accuracy", "selected"]).to_pylist()
         table.sort(key=lambda r: r["round"])
         rows[table[0]["cell_id"]] = ([r["accuracy"] for r in table], [list(r["selected"]) for r in table])
@@ -109,7 +110,7 @@ def test_cell_unknown_or_ambiguous_is_a_clear_error(suite_path: Path, suite: Sui
     assert f"no cell '{typo}'" in err and cell.id in err  # the close id is named
     with pytest.raises(AlbError, match="matches 4 cells"):
         select_cell(suite, "")
-    assert not (tmp_path / "tiny").exists() or not list((tmp_path / "tiny").glob("*.parquet"))
+    assert not list(tmp_path.rglob("*.parquet"))
 
 
 def test_executor_flags_are_checked(suite_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -190,7 +191,7 @@ def test_ray_gives_the_rows_of_one_process_and_resumes_a_killed_task(
     assert cell_rows(tmp_path) == reference[1]
     # the killed task was retried and resumed after round 1: rounds 0 and 1 ran once, like every other round
     assert_each_round_once(tmp_path, 4)
-    assert (tmp_path / "tiny" / ".work" / f"{killed}.fault-injected").is_file()
+    assert (tmp_path / "cells" / ".work" / f"{killed}.fault-injected").is_file()
     resumed = [(e["cell_id"], e["round"]) for e in events(tmp_path) if e["event"] == "cell_resumed"]
     assert resumed == [(killed, 2)]
     started = started_by(tmp_path)
@@ -207,7 +208,8 @@ def test_submitit_array_gives_the_rows_of_one_process(suite_path: Path, suite: S
     pytest.importorskip("submitit", reason="submitit is not installed (pip install 'alb[slurm]')")
     (tmp_path / "tiny").mkdir()
     for cell in suite.cells[:2]:
-        shutil.copy(reference[0] / "tiny" / f"{cell.id}.parquet", tmp_path / "tiny")
+        # in the suite's folder, where an earlier layout kept them: still done
+        shutil.copy(reference[0] / "cells" / f"{cell.id}.parquet", tmp_path / "tiny")
     config = tmp_path / "cluster.yaml"
     config.write_text("cluster: local\ntime: 10\n")
     submit = ("--executor", "slurm", "--executor-config", str(config))

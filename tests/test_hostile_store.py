@@ -1,8 +1,8 @@
 """Hostile inputs and damaged files (issue 12): nothing crashes, nothing escapes, nothing wrong is counted.
 
-Damaged cell files and checkpoints go to ``RESULTS/<suite>/.quarantine/`` with a warning and their cells run
-again; a file where a folder belongs (or the reverse) is one clear error line, never a traceback; a valid cell
-file is never moved.
+Damaged cell files and checkpoints go to the ``.quarantine/`` folder beside them (``RESULTS/cells/``) with a
+warning and their cells run again; a file where a folder belongs (or the reverse) is one clear error line,
+never a traceback; a valid cell file is never moved.
 """
 
 from __future__ import annotations
@@ -115,16 +115,16 @@ def test_damaged_cell_file_is_quarantined_not_counted_and_recomputed(
         damage: str, copy: tuple[Path, Path, list[str]], monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     suite, results, (damaged_id, good_id) = copy
-    suite_dir = results / "hostile"
+    suite_dir, cells_dir = results / "hostile", results / "cells"
     expected = _rows(results, damaged_id)
-    DAMAGES[damage](suite_dir / f"{damaged_id}.parquet", suite_dir / f"{good_id}.parquet")
+    DAMAGES[damage](cells_dir / f"{damaged_id}.parquet", cells_dir / f"{good_id}.parquet")
 
     with pytest.warns(DamagedFileWarning,
                       match=f"{damaged_id}.parquet cannot be used.*moved to .*{QUARANTINE_DIR}"):
         assert cli.main(["status", str(suite), "--results", str(results)]) == 0
     out = capsys.readouterr().out
     assert "2 cells: 1 done, 1 pending" in out
-    assert [n.split(".parquet.")[0] for n in _quarantined(suite_dir)] == [damaged_id]
+    assert [n.split(".parquet.")[0] for n in _quarantined(cells_dir)] == [damaged_id]
     events = [json.loads(line) for line in (suite_dir / "events.jsonl").read_text().splitlines()]
     assert any(e["event"] == "file_quarantined" and e["cell_id"] == damaged_id for e in events)
 
@@ -132,32 +132,32 @@ def test_damaged_cell_file_is_quarantined_not_counted_and_recomputed(
     assert cli.main(["run", str(suite), "--results", str(results), *RUN]) == 0
     assert len(calls) == ROUNDS_PER_CELL  # only the damaged cell ran again
     assert _rows(results, damaged_id) == expected  # from scratch, the same rows as the first run
-    assert len(_quarantined(suite_dir)) == 1
+    assert len(_quarantined(cells_dir)) == 1
 
 
 def test_report_and_check_quarantine_a_damaged_cell_instead_of_failing(
         copy: tuple[Path, Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     suite, results, (damaged_id, good_id) = copy
-    suite_dir = results / "hostile"
-    _truncated(suite_dir / f"{damaged_id}.parquet", suite_dir / f"{good_id}.parquet")
+    cells_dir = results / "cells"
+    _truncated(cells_dir / f"{damaged_id}.parquet", cells_dir / f"{good_id}.parquet")
     capsys.readouterr()
     with pytest.warns(DamagedFileWarning, match=f"{damaged_id}.parquet cannot be used"):
         assert cli.main(["check", str(suite), "--results", str(results),
                          "--save-baseline", str(tmp_path / "baseline.json")]) == cli.EXIT_USAGE
     assert "only 1 of 2 cells" in capsys.readouterr().err  # the damaged cell is not counted
-    assert [n.split(".parquet.")[0] for n in _quarantined(suite_dir)] == [damaged_id]
+    assert [n.split(".parquet.")[0] for n in _quarantined(cells_dir)] == [damaged_id]
     assert cli.main(["report", str(results), "--out", str(tmp_path / "report")]) == 0
-    _wrong_schema(suite_dir / f"{good_id}.parquet", suite_dir / f"{good_id}.parquet")
+    _wrong_schema(cells_dir / f"{good_id}.parquet", cells_dir / f"{good_id}.parquet")
     with pytest.warns(DamagedFileWarning, match=f"{good_id}.parquet cannot be used"):
         assert cli.main(["report", str(results), "--out", str(tmp_path / "report")]) == cli.EXIT_USAGE
     assert "no finished cells" in capsys.readouterr().err
-    assert len(_quarantined(suite_dir)) == 2
+    assert len(_quarantined(cells_dir)) == 2
 
 
 def test_data_page_damage_behind_a_good_footer_is_quarantined_when_loaded(
         copy: tuple[Path, Path, list[str]]) -> None:
     _, results, (damaged_id, good_id) = copy
-    path = results / "hostile" / f"{damaged_id}.parquet"
+    path = results / "cells" / f"{damaged_id}.parquet"
     data = bytearray(path.read_bytes())
     data[4:200] = b"\xff" * 196  # the first data pages; footer and metadata intact
     path.write_bytes(bytes(data))
@@ -186,13 +186,13 @@ def test_stray_files_are_ignored_with_a_warning_and_never_moved(copy: tuple[Path
 def test_valid_cell_files_are_never_quarantined(copy: tuple[Path, Path, list[str]], tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch, recwarn: Any) -> None:
     suite, results, cell_ids = copy
-    suite_dir = results / "hostile"
+    suite_dir, cells_dir = results / "hostile", results / "cells"
     # a hand-corrected accuracy is still a valid file: judged by shape, never by values
-    path = suite_dir / f"{cell_ids[0]}.parquet"
+    path = cells_dir / f"{cell_ids[0]}.parquet"
     table = pq.read_table(path)
     i = table.schema.get_field_index("accuracy")
     pq.write_table(table.set_column(i, "accuracy", pa.array([0.5] * table.num_rows)), path)
-    before = {p.name: p.read_bytes() for p in suite_dir.glob("*.parquet")}
+    before = {p.name: p.read_bytes() for p in cells_dir.glob("*.parquet")}
     calls = _count_training(monkeypatch)
     for command in (["status", str(suite), "--results", str(results)],
                     ["run", str(suite), "--results", str(results), *RUN],
@@ -201,8 +201,8 @@ def test_valid_cell_files_are_never_quarantined(copy: tuple[Path, Path, list[str
                     ["check", str(suite), "--results", str(results), "--save-baseline", str(tmp_path / "b.json")]):
         assert cli.main(command) == 0, command
     assert calls == []
-    assert {p.name: p.read_bytes() for p in suite_dir.glob("*.parquet")} == before
-    assert not (suite_dir / QUARANTINE_DIR).exists()
+    assert {p.name: p.read_bytes() for p in cells_dir.glob("*.parquet")} == before
+    assert not (cells_dir / QUARANTINE_DIR).exists() and not (suite_dir / QUARANTINE_DIR).exists()
     assert not [w for w in recwarn if issubclass(w.category, DamagedFileWarning)]
 
 
@@ -212,10 +212,10 @@ def test_valid_cell_files_are_never_quarantined(copy: tuple[Path, Path, list[str
 def test_damaged_checkpoint_is_quarantined_and_the_cell_restarts(
         damage: str, copy: tuple[Path, Path, list[str]]) -> None:
     suite, results, (cell_id, _) = copy
-    suite_dir = results / "hostile"
+    cells_dir = results / "cells"
     expected = _rows(results, cell_id)
-    (suite_dir / f"{cell_id}.parquet").unlink()
-    checkpoint = suite_dir / ".work" / f"{cell_id}.pt"
+    (cells_dir / f"{cell_id}.parquet").unlink()
+    checkpoint = cells_dir / ".work" / f"{cell_id}.pt"
     checkpoint.parent.mkdir(exist_ok=True)
     if damage == "garbage":
         checkpoint.write_bytes(b"PK\x03\x04 not a checkpoint")
@@ -223,9 +223,9 @@ def test_damaged_checkpoint_is_quarantined_and_the_cell_restarts(
         checkpoint.mkdir()
     with pytest.warns(DamagedFileWarning, match=f"{cell_id}.pt cannot be used.*restarts from scratch.*moved to"):
         assert cli.main(["run", str(suite), "--results", str(results), *RUN]) == 0
-    assert [n.split(".pt.")[0] for n in _quarantined(suite_dir)] == [cell_id]
+    assert [n.split(".pt.")[0] for n in _quarantined(cells_dir)] == [cell_id]
     if damage == "garbage":
-        kept = next((suite_dir / QUARANTINE_DIR).iterdir())
+        kept = next((cells_dir / QUARANTINE_DIR).iterdir())
         assert kept.read_bytes() == b"PK\x03\x04 not a checkpoint"  # kept for inspection, not deleted
     assert _rows(results, cell_id) == expected
     assert not checkpoint.exists()
@@ -234,13 +234,13 @@ def test_damaged_checkpoint_is_quarantined_and_the_cell_restarts(
 # -- 3. a file where a folder belongs, or the reverse ----------------------------------------------------------
 
 def _claim_is_a_folder(results: Path, cell_id: str) -> Path:
-    path = results / "hostile" / ".claims" / f"{cell_id}.json"
+    path = results / "cells" / ".claims" / f"{cell_id}.json"
     path.mkdir(parents=True)
     return path
 
 
 def _claims_is_a_file(results: Path, cell_id: str) -> Path:
-    path = results / "hostile" / ".claims"
+    path = results / "cells" / ".claims"
     shutil.rmtree(path, ignore_errors=True)
     path.write_text("")
     return path
@@ -288,7 +288,7 @@ def _one_clean_error_line(err: str, path: Path) -> None:
 def test_wrong_kind_of_path_is_one_clear_error_line(layout: str, copy: tuple[Path, Path, list[str]],
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     suite, results, (cell_id, _) = copy
-    (results / "hostile" / f"{cell_id}.parquet").unlink()  # one cell to run: claims and events are used
+    (results / "cells" / f"{cell_id}.parquet").unlink()  # one cell to run: claims and events are used
     path = LAYOUTS[layout](results, cell_id)
     capsys.readouterr()
     assert cli.main(["run", str(suite), "--results", str(results), *RUN]) == cli.EXIT_USAGE

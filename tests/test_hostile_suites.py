@@ -97,7 +97,7 @@ def test_unsafe_names_are_refused(tmp_path: Path, name: str) -> None:
 def test_unsafe_default_names_from_the_file_are_refused(tmp_path: Path, file_name: str) -> None:
     path = write(tmp_path, BASE + MATRIX, file_name)
     message = refused(path)
-    assert f"'{Path(file_name).stem}' is not a safe directory name" in message
+    assert "not a safe directory name" in message and f"(got '{Path(file_name).stem}')" in message
     assert "file's stem" in message and "'name'" in message
 
 

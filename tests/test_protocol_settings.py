@@ -134,9 +134,10 @@ def test_npz_dataset_by_path_runs(tmp_path: Path) -> None:
     ("  training: {epoch_length: pool}\n", "training.epoch_length: pool pairs labeled with unlabeled batches"),
 ])
 def test_invalid_settings_are_clear_errors(tmp_path: Path, body: str, message: str) -> None:
-    path = write_suite(tmp_path, "bad", HEAD.format(name="bad").replace("  budget: {initial: 20, query: 20, "
-                       "rounds: 1}\n", "" if "budget" in body else "  budget: {initial: 20, query: 20, rounds: 1}\n")
-                       + body + "matrix:\n  seed: [0]\n")
+    # the body's keys replace the head's (a key twice in a mapping is an error)
+    keys = {line.split(":")[0] for line in body.splitlines()}
+    head = "".join(line for line in HEAD.format(name="bad").splitlines(keepends=True) if line.split(":")[0] not in keys)
+    path = write_suite(tmp_path, "bad", head + body + "matrix:\n  seed: [0]\n")
     with pytest.raises(ConfigError) as err:
         load_suite(path)
     assert message in str(err.value), str(err.value)

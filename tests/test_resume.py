@@ -55,8 +55,8 @@ def test_sigkill_mid_cell_then_rerun_equals_an_uninterrupted_run(tmp_path: Path)
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not list((killed / "resume").glob("*.parquet")), "the cell finished before the kill"
-    assert list((killed / "resume" / ".work").glob("*.pt")), "no per-round progress was saved"
+    assert not list((killed / "cells").glob("*.parquet")), "the cell finished before the kill"
+    assert list((killed / "cells" / ".work").glob("*.pt")), "no per-round progress was saved"
 
     rerun = run_alb("run", str(suite), "--results", str(killed))
     assert rerun.returncode == 0, rerun.stderr
@@ -68,7 +68,7 @@ def test_sigkill_mid_cell_then_rerun_equals_an_uninterrupted_run(tmp_path: Path)
     assert any(e["event"] == "claim_taken_over" for e in events), "the dead run's claim was not taken over"
     rounds_done = Counter((e["cell_id"], e["round"]) for e in events if e["event"] == "round_finished")
     assert max(rounds_done.values()) == 1, "a finished round was trained again"
-    assert not list((killed / "resume" / ".work").glob("*.pt")), "progress files were not cleaned up"
+    assert not list((killed / "cells" / ".work").glob("*.pt")), "progress files were not cleaned up"
 
     assert _comparable(killed) == _comparable(clean)
 

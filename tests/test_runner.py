@@ -104,7 +104,7 @@ def test_a_failing_cell_is_recorded_and_the_others_go_on(tmp_path: Path,
     assert cli.main(["run", str(suite_path), "--results", str(results)]) == cli.EXIT_FAILED_CELLS
     suite = load_suite(suite_path)
     good, bad = suite.cells
-    folder = results / "fail"
+    folder = results / "cells"  # one store for the cells of every suite
     assert (folder / f"{good.id}.parquet").exists()
     assert not (folder / f"{bad.id}.parquet").exists()
     log = (folder / f"{bad.id}.failed.log").read_text()

@@ -52,7 +52,7 @@ def test_result_file_has_one_row_per_round_config_columns_and_metadata(tmp_path:
              "train_seconds": 1.0, "query_seconds": 0.1, "selected": list(range(r, r + 3))}
             for r in range(3)]
     path = store.write_result("abc123", config, ["strategy", "seed"], rows, {"device": "cpu"})
-    assert path == tmp_path / "demo" / "abc123.parquet"
+    assert path == tmp_path / "cells" / "abc123.parquet"  # one store for every suite
     table = pq.read_table(path).to_pandas()
     assert list(table["round"]) == [0, 1, 2]
     assert list(table["selected"][2]) == [2, 3, 4]
@@ -70,8 +70,8 @@ def test_loader_concatenates_result_folders_and_ignores_work_files(tmp_path: Pat
         SuiteStore(tmp_path / suite, suite).write_result(
             cell, {"strategy": "random", "budget": {"rounds": 0}}, [],
             [{"round": 0, "n_labeled": 1, "accuracy": 0.1, "selected": [1]}], {})
-    (tmp_path / "a" / "a" / ".work").mkdir()
-    (tmp_path / "a" / "a" / ".work" / "x.parquet").write_bytes(b"not a parquet file")
+    (tmp_path / "a" / "cells" / ".work").mkdir()
+    (tmp_path / "a" / "cells" / ".work" / "x.parquet").write_bytes(b"not a parquet file")
     frame = load_results(tmp_path / "a", tmp_path / "b")
     assert sorted(frame["cell_id"]) == ["c1", "c2", "c3"]
     assert load_results(tmp_path / "missing").empty

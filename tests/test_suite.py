@@ -662,8 +662,8 @@ def test_dict_valued_axis_without_defaults(tmp_path: Path) -> None:
 
 
 def test_duplicate_cells_collapse(tmp_path: Path) -> None:
-    suite = suite_of(tmp_path, BASE + "matrix:\n  strategy: [random, random, entropy]\n"
-                     "  seed: [0, 0]\n"
+    suite = suite_of(tmp_path, BASE + "matrix:\n  strategy: [random, entropy]\n"
+                     "  seed: [0]\n"
                      "include:\n  - {strategy: entropy}\n  - {strategy: entropy, seed: 0}\n")
     assert len(suite.cells) == 2
     assert len({c.id for c in suite.cells}) == 2

@@ -1,7 +1,7 @@
 """The Ray executor: every pending cell is one Ray task, retried when its worker dies.
 
 A retried task reruns the cell, which resumes from the checkpoint of its last finished round
-(RESULTS/<suite>/.work/). Without an address a local Ray instance is started on this machine's cores.
+(RESULTS/cells/.work/). Without an address a local Ray instance is started on this machine's cores.
 """
 
 from __future__ import annotations

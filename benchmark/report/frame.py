@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.store import IDENTITY_COLUMNS, PROVENANCE_COLUMNS, ROUND_COLUMNS
+from benchmark.store import IDENTITY_COLUMNS, LOADED_COLUMNS, PROVENANCE_COLUMNS, ROUND_COLUMNS
 from benchmark.versions import UNKNOWN, VERSION_PREFIX
 
 # what defines a query strategy (not the training protocol): cells that differ only here are ranked together
@@ -30,8 +30,8 @@ DERIVED_COLUMNS = ("strategy_label", "protocol")
 # versions of what selects (part of the strategy's label) and of what trains (part of the protocol)
 STRATEGY_VERSION_COLUMNS = tuple(f"{VERSION_PREFIX}{k}" for k in ("strategy", "initial_strategy", "rounds_strategy"))
 PROTOCOL_VERSION_COLUMNS = tuple(f"{VERSION_PREFIX}{k}" for k in ("backbone", "dataset", "trainer", "pretraining"))
-NOT_PROTOCOL = {*ROUND_COLUMNS, *PROVENANCE_COLUMNS, *IDENTITY_COLUMNS, *STRATEGY_COLUMNS, *DERIVED_COLUMNS,
-                *STRATEGY_VERSION_COLUMNS, "seed"}
+NOT_PROTOCOL = {*ROUND_COLUMNS, *PROVENANCE_COLUMNS, *IDENTITY_COLUMNS, *LOADED_COLUMNS, *STRATEGY_COLUMNS,
+                *DERIVED_COLUMNS, *STRATEGY_VERSION_COLUMNS, "seed"}
 
 
 def protocol_columns(frame: pd.DataFrame) -> list[str]:
