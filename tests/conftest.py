@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,25 @@ matrix:
   strategy: [random, entropy]
   seed: [0, 1]
 """
+
+
+@pytest.fixture
+def count_training(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[int]]:
+    """Call it to start counting: the returned list grows by one each time the trainer really trains."""
+    def start() -> list[int]:
+        import benchmark.training.trainer as trainer
+
+        calls: list[int] = []
+        real_train = trainer.train
+
+        def counting_train(*args: Any, **kwargs: Any) -> Any:
+            calls.append(1)
+            return real_train(*args, **kwargs)
+
+        monkeypatch.setattr(trainer, "train", counting_train)
+        return calls
+
+    return start
 
 
 @pytest.fixture

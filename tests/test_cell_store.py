@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,19 +43,6 @@ ROUNDS_PER_CELL = 2
 RUN = ["--threads", "1", "--quiet"]
 
 
-def _count_training(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    import benchmark.training.trainer as trainer
-
-    calls: list[int] = []
-    real_train = trainer.train
-
-    def counting_train(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        return real_train(*args, **kwargs)
-
-    monkeypatch.setattr(trainer, "train", counting_train)
-    return calls
-
 
 def _ids(suite: Suite) -> set[str]:
     return {c.id for c in suite.cells}
@@ -90,7 +78,7 @@ def copy(first_done: tuple[Path, Path, Path], tmp_path: Path) -> tuple[Path, Pat
 
 def test_a_cell_two_suites_share_is_computed_once_and_loaded_in_each_view(
         copy: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], count_training: Callable[[], list[int]]) -> None:
     first_path, second_path, results = copy
     first, second = load_suite(first_path), load_suite(second_path)
     shared = _ids(first) & _ids(second)
@@ -100,7 +88,7 @@ def test_a_cell_two_suites_share_is_computed_once_and_loaded_in_each_view(
     assert json.loads((results / "first" / "suite.json").read_text())["cells"] == [c.id for c in first.cells]
 
     assert _status(second_path, results, capsys) == "suite 'second': 2 cells: 1 done, 1 pending"
-    calls = _count_training(monkeypatch)
+    calls = count_training()
     assert cli.main(["run", str(second_path), "--results", str(results), *RUN]) == 0
     assert len(calls) == ROUNDS_PER_CELL  # only the cell that first does not have
     started = [e["cell_id"] for e in _events(results / "second") if e["event"] == "cell_started"]
@@ -151,7 +139,7 @@ def test_a_damaged_shared_cell_is_quarantined_beside_it_and_pending_for_every_su
 @pytest.mark.parametrize("with_record", [True, False])
 def test_a_results_folder_of_the_earlier_layout_loads_and_counts_as_done(
         with_record: bool, copy: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], count_training: Callable[[], list[int]]) -> None:
     """Cells in RESULTS/<suite>/<id>.parquet (alb before the shared store), with or without a suite.json."""
     first_path, _, results = copy
     first = load_suite(first_path)
@@ -167,7 +155,7 @@ def test_a_results_folder_of_the_earlier_layout_loads_and_counts_as_done(
     loaded = load_results(legacy / "first").sort_values(["cell_id", "round"]).reset_index(drop=True)
     assert loaded[["suite", "cell_id", "round", "accuracy"]].equals(expected[["suite", "cell_id", "round", "accuracy"]])
     assert _status(first_path, legacy, capsys) == "suite 'first': 2 cells: 2 done"
-    calls = _count_training(monkeypatch)
+    calls = count_training()
     assert cli.main(["run", str(first_path), "--results", str(legacy), *RUN]) == 0
     assert calls == []
     assert {p.name: p.read_bytes() for p in (legacy / "first").glob("*.parquet")} == before  # never moved

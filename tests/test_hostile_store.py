@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,19 +57,6 @@ def copy(finished: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path, list[
     return suite, mine, [c.id for c in load_suite(suite).cells]
 
 
-def _count_training(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    import benchmark.training.trainer as trainer
-
-    calls: list[int] = []
-    real_train = trainer.train
-
-    def counting_train(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        return real_train(*args, **kwargs)
-
-    monkeypatch.setattr(trainer, "train", counting_train)
-    return calls
-
 
 def _rows(results: Path, cell_id: str) -> list[tuple[int, float, list[int]]]:
     frame = load_results(results)
@@ -113,7 +101,7 @@ DAMAGES = {"zero bytes": _zero_bytes, "truncated": _truncated, "wrong schema": _
 @pytest.mark.parametrize("damage", DAMAGES)
 def test_damaged_cell_file_is_quarantined_not_counted_and_recomputed(
         damage: str, copy: tuple[Path, Path, list[str]], monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], count_training: Callable[[], list[int]]) -> None:
     suite, results, (damaged_id, good_id) = copy
     suite_dir, cells_dir = results / "hostile", results / "cells"
     expected = _rows(results, damaged_id)
@@ -128,7 +116,7 @@ def test_damaged_cell_file_is_quarantined_not_counted_and_recomputed(
     events = [json.loads(line) for line in (suite_dir / "events.jsonl").read_text().splitlines()]
     assert any(e["event"] == "file_quarantined" and e["cell_id"] == damaged_id for e in events)
 
-    calls = _count_training(monkeypatch)
+    calls = count_training()
     assert cli.main(["run", str(suite), "--results", str(results), *RUN]) == 0
     assert len(calls) == ROUNDS_PER_CELL  # only the damaged cell ran again
     assert _rows(results, damaged_id) == expected  # from scratch, the same rows as the first run
@@ -184,7 +172,8 @@ def test_stray_files_are_ignored_with_a_warning_and_never_moved(copy: tuple[Path
 
 
 def test_valid_cell_files_are_never_quarantined(copy: tuple[Path, Path, list[str]], tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch, recwarn: Any) -> None:
+                                                 monkeypatch: pytest.MonkeyPatch, recwarn: Any,
+                                                 count_training: Callable[[], list[int]]) -> None:
     suite, results, cell_ids = copy
     suite_dir, cells_dir = results / "hostile", results / "cells"
     # a hand-corrected accuracy is still a valid file: judged by shape, never by values
@@ -193,7 +182,7 @@ def test_valid_cell_files_are_never_quarantined(copy: tuple[Path, Path, list[str
     i = table.schema.get_field_index("accuracy")
     pq.write_table(table.set_column(i, "accuracy", pa.array([0.5] * table.num_rows)), path)
     before = {p.name: p.read_bytes() for p in cells_dir.glob("*.parquet")}
-    calls = _count_training(monkeypatch)
+    calls = count_training()
     for command in (["status", str(suite), "--results", str(results)],
                     ["run", str(suite), "--results", str(results), *RUN],
                     ["run", str(suite), "--results", str(results), "--dry-run"],

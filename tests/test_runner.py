@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +18,11 @@ from benchmark.suite import load_suite
 TIMING_COLUMNS = ["train_seconds", "query_seconds", "finished_at"]
 
 
-def _count_training(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Wrap the trainer so the test sees how often training really ran."""
-    import benchmark.training.trainer as trainer
-
-    calls: list[int] = []
-    real_train = trainer.train
-
-    def counting_train(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        return real_train(*args, **kwargs)
-
-    monkeypatch.setattr(trainer, "train", counting_train)
-    return calls
-
 
 def test_cli_three_times_trains_once_then_hits_the_cache_then_forces(
-        tiny_suite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = _count_training(monkeypatch)
+        tiny_suite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        count_training: Callable[[], list[int]]) -> None:
+    calls = count_training()
     results = str(tmp_path / "results")
     rounds_per_cell = 3  # initial round + 2 query rounds
     assert cli.main(["run", str(tiny_suite), "--results", results]) == 0
