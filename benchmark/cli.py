@@ -10,14 +10,9 @@ import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from benchmark import __version__
 from benchmark.errors import AlbError, AlbWarning
-
-if TYPE_CHECKING:
-    from benchmark.store import SuiteStore
-    from benchmark.suite import Suite
 
 DEFAULT_RESULTS = Path("results")
 SUITES_DIR = Path("suites")
@@ -146,7 +141,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     store = SuiteStore(args.results, suite.name)
     if args.dry_run:
-        return _dry_run(suite, store, args.force, args.throughput)
+        from benchmark.cost import dry_run_lines
+
+        print("\n".join(dry_run_lines(suite, store, args.force, args.throughput)))
+        return 0
     if args.throughput is not None:
         raise AlbError("--throughput only estimates the time of a --dry-run; add --dry-run")
 
@@ -168,24 +166,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{outcome.failed} cell(s) failed; tracebacks: {store.cells_dir}/*.failed.log. "
               "Rerun to retry them.", file=sys.stderr)
         return EXIT_FAILED_CELLS
-    return 0
-
-
-def _dry_run(suite: Suite, store: SuiteStore, force: bool, throughput: float | None) -> int:
-    """The cells that would run, then their cost (benchmark/cost.py)."""
-    from benchmark.cost import cost_lines, suite_cost
-
-    todo = [c for c in suite.cells if force or not store.is_done(c.id)]
-    done = len(suite.cells) - len(todo)
-    print(f"suite '{suite.name}': {len(suite.cells)} cells ({done} done, {len(todo)} pending), "
-          f"{len(todo)} to run -> {store.dir}")
-    for cell in todo:
-        b = cell.config.budget
-        print(f"  {cell.id}  {cell.label()}  ({cell.config.dataset}/{cell.config.backbone}, "
-              f"{b.initial}+{b.rounds}x{b.query} labels, {cell.config.training.epochs} epochs)")
-    pending, by_strategy = suite_cost(c.config for c in todo)
-    total, _ = suite_cost(c.config for c in suite.cells)
-    print("\n".join(cost_lines(pending, total, by_strategy, throughput)))
     return 0
 
 

@@ -37,10 +37,14 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmark.config import CellConfig
 from benchmark.strategies import phase_strategies
+
+if TYPE_CHECKING:
+    from benchmark.store import SuiteStore
+    from benchmark.suite import Suite
 
 FORWARD_SPEEDUP = 3.0
 DEFAULT_MC_PASSES = 20  # benchmark/strategies/bayesian.py DEFAULT_PASSES (a test keeps them equal)
@@ -215,3 +219,18 @@ def cost_lines(pending: Cost, total: Cost, by_strategy: dict[str, Cost], through
             lines.append(f"  {name:<22} {c.cells:>5} {human(c.backward_images):>11} "
                          f"{human(c.pool_passes):>12} {when:>9}".rstrip())
     return lines
+
+
+def dry_run_lines(suite: Suite, store: SuiteStore, force: bool, throughput: float | None) -> list[str]:
+    """What ``alb run --dry-run`` prints: the cells that would run, then their cost."""
+    todo = [c for c in suite.cells if force or not store.is_done(c.id)]
+    done = len(suite.cells) - len(todo)
+    lines = [f"suite '{suite.name}': {len(suite.cells)} cells ({done} done, {len(todo)} pending), "
+             f"{len(todo)} to run -> {store.dir}"]
+    for cell in todo:
+        b = cell.config.budget
+        lines.append(f"  {cell.id}  {cell.label()}  ({cell.config.dataset}/{cell.config.backbone}, "
+                     f"{b.initial}+{b.rounds}x{b.query} labels, {cell.config.training.epochs} epochs)")
+    pending, by_strategy = suite_cost(c.config for c in todo)
+    total, _ = suite_cost(c.config for c in suite.cells)
+    return lines + cost_lines(pending, total, by_strategy, throughput)
