@@ -76,6 +76,7 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
     data = CellData.load(cfg, ctx.data_dir, execution)
     learners = LearnerFactory.for_cell(cfg, data, cache_dir=ctx.store.root / "_pretrained",
                                        weights_dir=ctx.data_dir / "weights")
+    ctx.store.adopt_legacy_progress(cell.id)
     progress_path = ctx.store.progress_path(cell.id)
     state = CellState.load(progress_path, cell.id)
     if state is None:

@@ -217,6 +217,15 @@ class SuiteStore:
     def progress_path(self, cell_id: str) -> Path:
         return self.cells_dir / ".work" / f"{cell_id}.pt"
 
+    def adopt_legacy_progress(self, cell_id: str) -> None:
+        """Move an unfinished cell's checkpoint from the earlier per-suite layout (``RESULTS/<suite>/.work/``)
+        to ``RESULTS/cells/.work/`` so the cell resumes; call it only while holding the cell's claim."""
+        legacy, current = self.dir / ".work" / f"{cell_id}.pt", self.progress_path(cell_id)
+        if legacy.is_file() and not os.path.lexists(current):
+            current.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(legacy, current)
+            self.log_event("checkpoint_adopted", cell_id=cell_id, path=str(legacy))
+
     @property
     def claims_dir(self) -> Path:
         return self.cells_dir / ".claims"

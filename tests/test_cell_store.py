@@ -169,3 +169,41 @@ def test_a_results_folder_of_the_earlier_layout_loads_and_counts_as_done(
 def test_a_suite_cannot_be_named_like_the_cell_store(tmp_path: Path) -> None:
     with pytest.raises(ResultsLayoutError, match="cannot be named 'cells'"):
         SuiteStore(tmp_path, CELLS_DIR)
+
+
+def test_an_unfinished_cell_of_the_earlier_layout_resumes_from_its_checkpoint(
+        first_done: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """A checkpoint left in RESULTS/<suite>/.work/ by an earlier alb is adopted into RESULTS/cells/.work/:
+    the cell resumes at its next round and ends with the rows of an uninterrupted run."""
+    import os
+    import subprocess
+    import sys
+
+    first_path, _, results = first_done
+    store = SuiteStore(results, "first")
+    cell_id = sorted(_ids(load_suite(first_path)))[0]
+    expected = load_results(results / "first")
+    expected = expected[expected["cell_id"] == cell_id].sort_values("round")
+
+    fresh = tmp_path / "results"
+    env = {**os.environ, "ALB_FAULT_KILL_AFTER_ROUND": "0", "ALB_FAULT_CELL": cell_id, "OMP_NUM_THREADS": "1"}
+    run = [sys.executable, "-m", "benchmark.cli", "run", str(first_path), "--results", str(fresh), "--cell", cell_id,
+           *RUN]
+    assert subprocess.run(run, env=env, capture_output=True).returncode != 0  # killed after round 0
+    new_store = SuiteStore(fresh, "first")
+    checkpoint = new_store.progress_path(cell_id)
+    assert checkpoint.is_file() and not new_store.is_done(cell_id)
+    legacy = fresh / "first" / ".work" / f"{cell_id}.pt"  # where alb kept it before the shared store
+    legacy.parent.mkdir(parents=True)
+    os.replace(checkpoint, legacy)
+
+    assert cli.main(["run", str(first_path), "--results", str(fresh), "--cell", cell_id, *RUN]) == 0
+    events = _events(fresh / "first")
+    assert any(e["event"] == "checkpoint_adopted" and e["cell_id"] == cell_id for e in events)
+    assert [e["round"] for e in events if e["event"] == "cell_resumed" and e["cell_id"] == cell_id] == [1]
+    assert not legacy.exists()
+    got = load_results(fresh / "first")
+    got = got[got["cell_id"] == cell_id].sort_values("round")
+    assert got["accuracy"].tolist() == expected["accuracy"].tolist()
+    assert [list(s) for s in got["selected"]] == [list(s) for s in expected["selected"]]
+    assert store.is_done(cell_id)
