@@ -33,13 +33,18 @@ PROTOCOL_VERSION = 1
 SHOWN_VALUE_CHARS = 200  # error messages show at most this much of a bad value
 
 
+def cut_text(text: str, limit: int = SHOWN_VALUE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def shorten(value: Any, limit: int = SHOWN_VALUE_CHARS) -> str:
     """``repr(value)`` cut to ``limit`` characters, so that a huge bad value never floods an error message."""
     try:
         text = repr(value)
     except ValueError:  # an int past Python's limit on digits for str()
         return f"<an integer of {value.bit_length()} bits>"
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+    return cut_text(text, limit)
 
 
 # seeds are stored in int64 columns (results, reports); numpy's SeedSequence would take any size

@@ -34,10 +34,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from benchmark.config import (
     OPAQUE_KEYS,
-    SHOWN_VALUE_CHARS,
     BudgetConfig,
     CellConfig,
     config_keys,
+    cut_text,
     flatten,
     model_at,
     shorten,
@@ -64,7 +64,7 @@ def _brief(value: Any) -> str:
         text = str(value)
     except ValueError:
         return shorten(value)
-    return text if len(text) <= SHOWN_VALUE_CHARS else f"{text[:SHOWN_VALUE_CHARS]}... ({len(text)} characters)"
+    return cut_text(text)
 
 
 def name_problem(name: str) -> str | None:
