@@ -47,6 +47,18 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of workers or 'auto', got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 worker, got {value}")
+    return value
+
+
 def _add_executor_args(run: argparse.ArgumentParser) -> None:
     """Who runs the cells (benchmark/executors/; README 'Running on a cluster')."""
     group = run.add_argument_group("executors")
@@ -54,8 +66,10 @@ def _add_executor_args(run: argparse.ArgumentParser) -> None:
                        help="run only this cell (its id or a unique prefix; ids: --dry-run), in this process")
     group.add_argument("--executor", choices=["local", "ray", "slurm"], default="local",
                        help="local (default): this machine; ray: one Ray task per cell; slurm: one job array")
-    group.add_argument("--workers", type=int, default=1,
-                       help="local: N worker processes, each with cores/N torch threads unless --threads")
+    group.add_argument("--workers", type=_workers, default=None, metavar="N|auto",
+                       help="local: N worker processes, each with cores/N torch threads unless --threads. "
+                            "Default $ALB_WORKERS, else auto: on the CPU without --threads one 1-thread worker "
+                            "per core (at most one per pending cell), else 1 (this process)")
     group.add_argument("--address", default=None, help="ray: address of a running cluster (default: start one here)")
     group.add_argument("--cpus-per-cell", type=int, default=None, help="ray / slurm: CPUs (and torch threads) per cell")
     group.add_argument("--gpus-per-cell", type=float, default=None, help="ray / slurm: GPUs per cell (ray: fractions)")

@@ -34,6 +34,13 @@ matrix:
 """
 
 
+@pytest.fixture(autouse=True)
+def cells_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`alb run` without --workers runs the cells in the calling process (as on a GPU), so tests can observe
+    and patch the trainer; tests of local workers pass --workers or unset this."""
+    monkeypatch.setenv("ALB_WORKERS", "1")
+
+
 @pytest.fixture
 def count_training(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[int]]:
     """Call it to start counting: the returned list grows by one each time the trainer really trains."""

@@ -20,7 +20,7 @@ from benchmark import cli
 from benchmark.claims import try_claim
 from benchmark.errors import AlbError
 from benchmark.executors.common import RunSettings, run_cell_task, select_cell
-from benchmark.executors.local import threads_per_worker
+from benchmark.executors.local import resolve_workers, threads_per_worker
 from benchmark.executors.slurm import load_executor_config, minutes
 from benchmark.status import status_lines
 from benchmark.store import SuiteStore
@@ -126,6 +126,34 @@ def test_default_threads_never_oversubscribe() -> None:
     for workers in range(1, cores() + 1):
         assert workers * threads_per_worker(workers, None) <= cores()
     assert threads_per_worker(2, 3) == 3
+
+
+def test_auto_workers_one_per_core_on_cpu_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from benchmark.executors.common import cores
+
+    cpu = RunSettings(tmp_path / "s.yaml", tmp_path, tmp_path, device="cpu")
+    monkeypatch.delenv("ALB_WORKERS")
+    assert resolve_workers(None, cpu, 18) == min(cores(), 18)
+    assert resolve_workers("auto", cpu, 1) == 1  # one cell: this process, all threads
+    assert resolve_workers(None, RunSettings(tmp_path / "s.yaml", tmp_path, tmp_path, device="cpu", threads=2),
+                           18) == 1  # --threads: the user placed the threads, so one process
+    assert resolve_workers(3, cpu, 18) == 3
+    monkeypatch.setattr("benchmark.runner.pick_device", lambda requested: "cuda")
+    assert resolve_workers(None, RunSettings(tmp_path / "s.yaml", tmp_path, tmp_path, device="auto"), 18) == 1
+    monkeypatch.setenv("ALB_WORKERS", "4")
+    assert resolve_workers(None, cpu, 18) == 4
+    monkeypatch.setenv("ALB_WORKERS", "many")
+    with pytest.raises(AlbError, match=r"\$ALB_WORKERS must be a whole number"):
+        resolve_workers(None, cpu, 18)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_bad_workers_flag_is_a_usage_error(suite_path: Path, tmp_path: Path, value: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        alb_run(suite_path, tmp_path, "--workers", value)
+    assert exc.value.code == 2
+    assert "--workers" in capsys.readouterr().err
 
 
 def test_workers_give_the_rows_of_one_process(suite_path: Path, reference: tuple[Path, CellRows],

@@ -21,7 +21,7 @@ from benchmark.suite import Suite
 EXECUTORS = ("local", "ray", "slurm")
 _ONLY_FOR = {"workers": "local", "address": "ray", "max_retries": "ray", "executor_config": "slurm",
              "partition": "slurm", "time": "slurm", "wait": "slurm"}
-_DEFAULTS: dict[str, Any] = {"workers": 1, "max_retries": 3, "wait": False}
+_DEFAULTS: dict[str, Any] = {"workers": None, "max_retries": 3, "wait": False}
 
 
 def settings_from_args(args: argparse.Namespace, suite: Suite, data_dir: Path) -> RunSettings:
@@ -37,7 +37,7 @@ def _check_flags(args: argparse.Namespace) -> None:
     if args.executor == "local" and (args.gpus_per_cell is not None or args.cpus_per_cell is not None):
         raise AlbError("--gpus-per-cell / --cpus-per-cell are for --executor ray or slurm; locally use "
                        "--device and --threads")
-    if args.cell is not None and (args.executor != "local" or args.workers != 1):
+    if args.cell is not None and (args.executor != "local" or args.workers not in (None, 1)):
         raise AlbError("--cell runs one cell in this process; it does not combine with --executor or --workers")
 
 

@@ -1,4 +1,8 @@
-"""A small CNN for 8x8 to 28x28 inputs, the quickstart's backbone."""
+"""A small CNN for 8x8 to 28x28 inputs, the quickstart's backbone.
+
+Width 16 (channels 16-32-64): on 8x8 digits it learns about as well as width 32 did (the quickstart's
+accuracies at 180 labels within ~0.02 of width 32's) at a quarter of the multiply-adds, which keeps the quickstart near a
+minute on two CPU cores."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ def _conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class SmallCNN(Backbone):
-    def __init__(self, num_classes: int, in_channels: int = 1, width: int = 32) -> None:
+    def __init__(self, num_classes: int, in_channels: int = 1, width: int = 16) -> None:
         super().__init__()
         self.body = nn.Sequential(
             _conv_bn_relu(in_channels, width),

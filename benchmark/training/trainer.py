@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from benchmark.config import TrainingConfig
+from benchmark.ops.metrics import accuracy, macro_f1
 from benchmark.training.augment import Normalizer, resolve_flip
 from benchmark.training.execution import FP32_CPU, Execution
 from benchmark.training.forward import predict_logits
@@ -62,10 +63,5 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: Tra
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, normalize: Normalizer,
              num_classes: int, execution: Execution = FP32_CPU) -> dict[str, float]:
     """Test accuracy (a fraction) and macro-F1."""
-    from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
-
     preds = predict_logits(model, images, normalize, execution=execution).argmax(dim=1)
-    return {
-        "accuracy": float(multiclass_accuracy(preds, labels, num_classes, average="micro")),
-        "macro_f1": float(multiclass_f1_score(preds, labels, num_classes, average="macro")),
-    }
+    return {"accuracy": accuracy(preds, labels), "macro_f1": macro_f1(preds, labels, num_classes)}
