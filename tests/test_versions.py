@@ -48,8 +48,8 @@ def test_every_component_has_a_positive_version_and_existing_sources() -> None:
 
 def _bumped(monkeypatch: pytest.MonkeyPatch, registry: Any, name: str) -> None:
     entry = registry.entry(name)
-    monkeypatch.setitem(registry._entries, name,
-                        dataclasses.replace(entry, info=dataclasses.replace(entry.info, version=2)))
+    bumped = dataclasses.replace(entry.info, version=entry.info.version + 1)
+    monkeypatch.setitem(registry._entries, name, dataclasses.replace(entry, info=bumped))
 
 
 def test_the_versions_of_the_components_a_cell_uses_enter_its_id(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,7 +57,7 @@ def test_the_versions_of_the_components_a_cell_uses_enter_its_id(monkeypatch: py
     from benchmark.models import BACKBONES
 
     cell = CellConfig.model_validate(CELL)
-    assert versions.component_versions(cell) == {"strategy": 1, "initial_strategy": 1, "backbone": 1,
+    assert versions.component_versions(cell) == {"strategy": 1, "initial_strategy": 1, "backbone": 2,
                                                  "dataset": 1, "trainer": 1}
     base = cell.cell_id()
     for registry, name in ((STRATEGIES, "entropy"), (STRATEGIES, "random"), (BACKBONES, "small_cnn"),

@@ -1,8 +1,8 @@
 """A small CNN for 8x8 to 28x28 inputs, the quickstart's backbone.
 
-Width 16 (channels 16-32-64): on 8x8 digits it learns about as well as width 32 did (the quickstart's
-accuracies at 180 labels within ~0.02 of width 32's) at a quarter of the multiply-adds, which keeps the quickstart near a
-minute on two CPU cores."""
+Width 16 (channels 16-32-64): on 8x8 digits it learns about as well as width 32 did (the
+quickstart's accuracies at 180 labels within ~0.02 of width 32's) at a quarter of the
+multiply-adds, which keeps the quickstart under a minute on two CPU cores."""
 
 from __future__ import annotations
 
