@@ -254,3 +254,30 @@ def test_submitit_array_gives_the_rows_of_one_process(suite_path: Path, suite: S
     while len(list(logs.glob("*_result.pkl"))) < 4 and time.monotonic() < deadline:
         time.sleep(1)
     assert len(list(logs.glob("*_result.pkl"))) == 4
+
+
+def test_pending_cells_costliest_first(tmp_path: Path) -> None:
+    """Workers get the longest cells first (suite order among equals), so no long cell runs alone at the end."""
+    from benchmark.executors.common import pending_cells
+
+    path = write_suite(tmp_path, "mixed", """\
+        name: mixed
+        defaults:
+          dataset: digits
+          backbone: small_cnn
+          budget: {initial: 10, query: 10, rounds: 2}
+          training: {epochs: 2, batch_size: 16, optimizer: {name: sgd, lr: 0.05}}
+        matrix:
+          training.epochs: [1, 5, 3]
+          strategy: [random, entropy]
+        """)
+    mixed = load_suite(path)
+    order = pending_cells(mixed, SuiteStore(tmp_path, mixed.name), force=False)
+    # more epochs cost more; entropy scores the pool on top of the training random does
+    pairs = [(c.config.training.epochs, c.config.strategy) for c in order]
+    assert pairs[0] == (5, "entropy") and pairs[-1] == (1, "random")
+    randoms = [c.config.training.epochs for c in order if c.config.strategy == "random"]
+    assert randoms == [5, 3, 1]
+    twins = load_suite(write_suite(tmp_path, "twins", TINY_SUITE))  # equal costs: suite order kept
+    assert [c.id for c in pending_cells(twins, SuiteStore(tmp_path, "tiny"), force=False)] == \
+        [c.id for c in sorted(twins.cells, key=lambda c: c.config.strategy != "entropy")]

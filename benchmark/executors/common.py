@@ -86,7 +86,26 @@ def select_cell(suite: Suite, ref: str) -> Cell:
 
 
 def pending_cells(suite: Suite, store: SuiteStore, force: bool) -> list[Cell]:
-    return [c for c in suite.cells if force or not store.is_done(c.id)]
+    """The cells still to run, the costliest first (:func:`longest_first`)."""
+    return longest_first([c for c in suite.cells if force or not store.is_done(c.id)])
+
+
+def longest_first(cells: list[Cell]) -> list[Cell]:
+    """``cells`` by estimated cost (benchmark/cost.py: images through the backbone), the costliest first,
+    ties in suite order. Handing out the longest tasks first keeps a pool of workers from ending with
+    one long cell running alone (the longest-processing-time rule); pre-training is left out, since
+    cells share it through a cache."""
+    from benchmark.cost import cell_cost, dataset_sizes
+
+    def estimate(cell: Cell) -> float:
+        pool, n_test = dataset_sizes(cell.config)
+        return cell_cost(cell.config, pool, n_test).seconds(1.0)
+
+    try:
+        costs = {cell.id: estimate(cell) for cell in cells}
+    except (AlbError, ValueError, KeyError, OSError):  # a dataset whose size is unknown before loading it
+        return cells
+    return sorted(cells, key=lambda cell: -costs[cell.id])
 
 
 def announce_driver(store: SuiteStore) -> str:
