@@ -101,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="torch.compile the backbones (faster on GPU after a compile warm-up of ~1 min; "
                           "needs a C++ compiler on CPU); recorded with the results as 'compiled'")
     run.add_argument("--threads", type=int, default=None,
-                     help="CPU threads for torch (default: torch's choice). Results are bit-identical only "
-                          "for the same count; give each of several processes on one CPU machine cores/N")
+                     help="CPU threads for torch per cell (default: cores/N with N workers, torch's choice in "
+                          "one process). Results are bit-identical only for the same count")
     run.add_argument("--force", action="store_true", help="recompute cells that are already finished")
     run.add_argument("--dry-run", action="store_true",
                      help="list the cells that would run and their cost (images through the backbone), run nothing")

@@ -123,8 +123,8 @@ class TrainingConfig(StrictModel):
         "needs MC dropout (BALD, ...) and the backbone has no dropout layer, else 0")
     conv_dropout: float | None = Field(
         None, ge=0, lt=1, description="dropout after the convolutional block, on backbones that declare that "
-        "site (lenet, small_cnn); null = auto: 0.25 there when a strategy needs MC dropout and training.head is "
-        "full (Gal et al. 2017's placement), else 0")
+        "site (lenet, small_cnn, tiny_cnn); null = auto: 0.25 there when a strategy needs MC dropout and "
+        "training.head is full (Gal et al. 2017's placement), else 0")
     head: Literal["full", "linear", "svm"] = Field(
         "full", description="full: fine-tune the whole network; linear: train only the linear classifier on "
         "frozen features (seed 003: lr 30, cosine, 100 epochs); svm: a linear SVM (one-vs-rest, C = svm_c) "
@@ -440,7 +440,7 @@ def _training_key(strategy: str, setting: str) -> str:
 def _resolved_dropout(backbone: str, strategy: str, training: TrainingConfig,
                       needs_mc: bool) -> tuple[float, float]:
     """(head_dropout, conv_dropout) of a cell. With MC dropout, auto puts dropout where the backbone's registry
-    entry declares it (lenet, small_cnn: 0.25 after the conv block and 0.5 before the classifier, Gal et al.
+    entry declares it (lenet, small_cnn, tiny_cnn: 0.25 after the conv block and 0.5 before the classifier, Gal et al.
     2017; others without dropout: 0.5 before the classifier). The conv site stays off with a frozen backbone
     (training.head linear/svm), which would be sampled with a dropout it never trained with. Without MC
     dropout both default to 0, so those cells are unchanged."""

@@ -10,7 +10,7 @@ import torch
 from benchmark.models import BACKBONES
 from benchmark.models.base import Backbone, build_backbone
 
-INPUTS = {"small_cnn": (1, 8), "lenet": (1, 28)}  # every other backbone: 3 x 32 x 32
+INPUTS = {"small_cnn": (1, 8), "tiny_cnn": (1, 8), "lenet": (1, 28)}  # every other backbone: 3 x 32 x 32
 
 
 @pytest.mark.parametrize("name", BACKBONES.names())

@@ -43,7 +43,7 @@ from benchmark.training.loop import optimizer_step, split_batches
 
 TOP_LAYER_STD = 0.01  # DeepCluster's re-initialised classifier: weights ~ N(0, 0.01), zero bias
 # DeepCluster PCA-whitens the features (to 256 dimensions) before L2-normalising them. An embedding of at most
-# 256 dimensions (small_cnn: 64, ResNet-18: 512) keeps most or all of its directions, and whitening then lifts
+# 256 dimensions (small_cnn: 128, ResNet-18: 512) keeps most or all of its directions, and whitening then lifts
 # the near-noise ones to unit variance: on digits it still gave better features than plain L2 normalisation
 # (kNN 87 % vs 76 % after 30 epochs), but on a few easily separated clusters it hides them. Kept as in the paper.
 WHITEN = True
