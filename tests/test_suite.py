@@ -98,7 +98,7 @@ def test_quickstart_expands_to_18_cells() -> None:
     assert Counter(c.config.seed for c in suite.cells) == {0: 6, 1: 6, 2: 6}
     for cell in suite.cells:
         assert cell.config.dataset == "digits"
-        assert cell.config.training.epochs == 30
+        assert cell.config.training.epochs == 25 and cell.config.backbone == "tiny_cnn"
         assert cell.config.budget.total == 20 + 8 * 20
         assert cell.axes == {"strategy": cell.config.strategy, "seed": cell.config.seed}
         assert re.fullmatch(r"[0-9a-f]{16}", cell.id)
