@@ -69,7 +69,8 @@ def _add_executor_args(run: argparse.ArgumentParser) -> None:
     group.add_argument("--workers", type=_workers, default=None, metavar="N|auto",
                        help="local: N worker processes, each with cores/N torch threads unless --threads. "
                             "Default $ALB_WORKERS, else auto: on the CPU without --threads one 1-thread worker "
-                            "per core (at most one per pending cell), else 1 (this process)")
+                            "per core, on several GPUs one worker per GPU, else 1 (this process); never more "
+                            "than pending cells")
     group.add_argument("--address", default=None, help="ray: address of a running cluster (default: start one here)")
     group.add_argument("--cpus-per-cell", type=int, default=None, help="ray / slurm: CPUs (and torch threads) per cell")
     group.add_argument("--gpus-per-cell", type=float, default=None, help="ray / slurm: GPUs per cell (ray: fractions)")

@@ -138,13 +138,58 @@ def test_auto_workers_one_per_core_on_cpu_only(monkeypatch: pytest.MonkeyPatch, 
     assert resolve_workers(None, RunSettings(tmp_path / "s.yaml", tmp_path, tmp_path, device="cpu", threads=2),
                            18) == 1  # --threads: the user placed the threads, so one process
     assert resolve_workers(3, cpu, 18) == 3
-    monkeypatch.setattr("benchmark.runner.pick_device", lambda requested: "cuda")
-    assert resolve_workers(None, RunSettings(tmp_path / "s.yaml", tmp_path, tmp_path, device="auto"), 18) == 1
+    monkeypatch.setattr("benchmark.runner.pick_device", lambda requested: "cuda" if requested == "auto" else requested)
+    gpu = RunSettings(tmp_path / "s.yaml", tmp_path, tmp_path, device="auto")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert resolve_workers(None, gpu, 18) == 1  # one GPU: this process
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5,6")
+    assert resolve_workers(None, gpu, 18) == 3  # one worker per GPU
+    assert resolve_workers(None, gpu, 2) == 2
+    assert resolve_workers(None, RunSettings(tmp_path / "s.yaml", tmp_path, tmp_path, device="cuda:1"), 18) == 1
     monkeypatch.setenv("ALB_WORKERS", "4")
     assert resolve_workers(None, cpu, 18) == 4
     monkeypatch.setenv("ALB_WORKERS", "many")
     with pytest.raises(AlbError, match=r"\$ALB_WORKERS must be a whole number"):
         resolve_workers(None, cpu, 18)
+
+
+def test_workers_are_pinned_one_gpu_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On several GPUs the k-th worker sees only GPU k (round robin when there are more workers)."""
+    import multiprocessing
+
+    from benchmark.executors.local import _pin_gpu, visible_gpus
+
+    monkeypatch.setattr("benchmark.runner.pick_device", lambda requested: "cuda" if requested == "auto" else requested)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3, 5")
+    gpus = visible_gpus("auto")
+    assert gpus == ["3", "5"] and visible_gpus("cuda:1") == []
+    slot = multiprocessing.get_context("spawn").Value("i", 0)
+    seen = []
+    for _ in range(3):
+        _pin_gpu(slot, gpus)
+        seen.append(os.environ["CUDA_VISIBLE_DEVICES"])
+    assert seen == ["3", "5", "3"]
+
+
+def _visible_once_both_run(barrier: Any) -> str:
+    barrier.wait(timeout=120)  # holds this worker until the other one runs the second task
+    return os.environ["CUDA_VISIBLE_DEVICES"]
+
+
+def test_pinning_reaches_spawned_workers() -> None:
+    """The initializer and its shared counter survive the spawn start method: two workers, two GPUs."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from benchmark.executors.local import _pin_gpu
+
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, \
+            ProcessPoolExecutor(2, mp_context=context, initializer=_pin_gpu,
+                                initargs=(context.Value("i", 0), ["3", "5"])) as pool:
+        barrier = manager.Barrier(2)
+        seen = [f.result() for f in [pool.submit(_visible_once_both_run, barrier) for _ in range(2)]]
+    assert sorted(seen) == ["3", "5"]
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "two"])

@@ -38,12 +38,30 @@ def threads_per_worker(workers: int, threads: int | None) -> int:
     return max(1, cores() // workers)
 
 
+def visible_gpus(device: str) -> list[str]:
+    """The GPUs local workers can be spread over: those this process sees (``$CUDA_VISIBLE_DEVICES`` or
+    all) when ``device`` resolves to plain ``cuda``; none on the CPU or for one chosen GPU (``cuda:1``),
+    which the workers then share."""
+    from benchmark.runner import pick_device
+
+    if pick_device(device) != "cuda":
+        return []
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [gpu.strip() for gpu in listed.split(",") if gpu.strip()]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
 def resolve_workers(requested: int | str | None, settings: RunSettings, pending: int) -> int:
     """The number of worker processes: ``requested`` (--workers), else $ALB_WORKERS, else ``auto``.
 
-    auto: on the CPU without --threads, one 1-thread worker per core, at most one per pending cell (tiny
-    CPU models train ~1.5x faster per core on one thread each than on all threads in one process, and N
-    workers x cores/N threads never oversubscribe); on a GPU, or with --threads, this process alone."""
+    auto, with at least two pending cells: on the CPU without --threads, one 1-thread worker per core
+    (tiny CPU models train ~1.5x faster per core on one thread each than on all threads in one process,
+    and N workers x cores/N threads never oversubscribe); on a machine with several GPUs, one worker
+    per GPU (:func:`visible_gpus`); otherwise (one GPU, ``cuda:K``, --threads) this process alone.
+    Never more workers than pending cells."""
     if requested is None:
         requested = os.environ.get("ALB_WORKERS", "auto").strip()
         if requested != "auto" and not (requested.isdigit() and int(requested) >= 1):
@@ -51,13 +69,22 @@ def resolve_workers(requested: int | str | None, settings: RunSettings, pending:
                            f"'{requested}'; unset it or fix it")
     if requested != "auto":
         return int(requested)
-    if settings.threads is not None or pending < 2:
+    if pending < 2:
         return 1
     from benchmark.runner import pick_device
 
-    if pick_device(settings.device) != "cpu":
-        return 1
-    return max(1, min(cores(), pending))
+    if pick_device(settings.device) == "cpu":
+        return 1 if settings.threads is not None else min(cores(), pending)
+    return max(1, min(len(visible_gpus(settings.device)), pending))
+
+
+def _pin_gpu(slot: Any, gpus: list[str]) -> None:
+    """Worker initializer: this worker sees one GPU, ``gpus[k mod len(gpus)]`` for the k-th worker
+    started, as ``cuda`` (set before the worker touches CUDA, which reads the variable once)."""
+    with slot.get_lock():
+        k = slot.value
+        slot.value += 1
+    os.environ["CUDA_VISIBLE_DEVICES"] = gpus[k % len(gpus)]
 
 
 def run_in_process(suite: Suite, store: SuiteStore, settings: RunSettings, reporter_factory: Callable[..., Any],
@@ -82,10 +109,13 @@ def run_workers(suite: Suite, store: SuiteStore, settings: RunSettings, requeste
         print(f"alb: warning: {workers} workers x {threads} threads > {cores()} cores: the CPU is oversubscribed",
               file=sys.stderr)
     settings = replace(settings, threads=threads, driver_token=announce_driver(store))
+    context = multiprocessing.get_context("spawn")
+    gpus = visible_gpus(settings.device)
+    pinning: dict[str, Any] = ({"initializer": _pin_gpu, "initargs": (context.Value("i", 0), gpus)}
+                               if len(gpus) > 1 else {})
     try:
         with DriverProgress(suite, store, len(suite.cells) - len(todo), reporter_factory) as progress, \
-                ProcessPoolExecutor(max_workers=min(workers, len(todo)),
-                                    mp_context=multiprocessing.get_context("spawn")) as pool:
+                ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context, **pinning) as pool:
             futures: dict[Future[Any], str] = {
                 pool.submit(run_cell_task, settings, cell.id, "local worker", False): cell.id for cell in todo}
             for future in as_completed(futures):
