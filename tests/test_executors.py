@@ -305,17 +305,9 @@ def test_pending_cells_costliest_first(tmp_path: Path) -> None:
     """Workers get the longest cells first (suite order among equals), so no long cell runs alone at the end."""
     from benchmark.executors.common import pending_cells
 
-    path = write_suite(tmp_path, "mixed", """\
-        name: mixed
-        defaults:
-          dataset: digits
-          backbone: small_cnn
-          budget: {initial: 10, query: 10, rounds: 2}
-          training: {epochs: 2, batch_size: 16, optimizer: {name: sgd, lr: 0.05}}
-        matrix:
-          training.epochs: [1, 5, 3]
-          strategy: [random, entropy]
-        """)
+    tiny_defaults = TINY_SUITE.split("matrix:")[0].replace("name: tiny", "name: mixed")
+    path = write_suite(tmp_path, "mixed", tiny_defaults + "matrix:\n  training.epochs: [1, 5, 3]\n"
+                                                          "  strategy: [random, entropy]\n")
     mixed = load_suite(path)
     order = pending_cells(mixed, SuiteStore(tmp_path, mixed.name), force=False)
     # more epochs cost more; entropy scores the pool on top of the training random does

@@ -103,8 +103,8 @@ def longest_first(cells: list[Cell]) -> list[Cell]:
 
     try:
         costs = {cell.id: estimate(cell) for cell in cells}
-    except (AlbError, ValueError, KeyError, OSError):  # a dataset whose size is unknown before loading it
-        return cells
+    except (AlbError, OSError):  # a dataset spec that cannot be read (dataset_info's ConfigError): each cell
+        return cells              # then fails with that error when it loads its data, as without the ordering
     return sorted(cells, key=lambda cell: -costs[cell.id])
 
 

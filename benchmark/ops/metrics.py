@@ -11,11 +11,15 @@ from __future__ import annotations
 import torch
 
 
-def accuracy(preds: torch.Tensor, target: torch.Tensor) -> float:
-    """The fraction of predictions equal to the target."""
+def _check_pair(preds: torch.Tensor, target: torch.Tensor) -> None:
     if preds.shape != target.shape or preds.ndim != 1:
         raise ValueError(f"preds and target must be 1-d and of one shape, got {tuple(preds.shape)} "
                          f"and {tuple(target.shape)}")
+
+
+def accuracy(preds: torch.Tensor, target: torch.Tensor) -> float:
+    """The fraction of predictions equal to the target."""
+    _check_pair(preds, target)
     correct = (preds == target).sum().float()
     return float(correct / max(1, target.numel()))  # float32, as torchmetrics divides
 
@@ -23,9 +27,7 @@ def accuracy(preds: torch.Tensor, target: torch.Tensor) -> float:
 def macro_f1(preds: torch.Tensor, target: torch.Tensor, num_classes: int) -> float:
     """The mean over classes of F1 = 2 TP / (2 TP + FP + FN); a class neither present nor predicted is left
     out of the mean (torchmetrics' rule), a class with a zero denominator otherwise scores 0."""
-    if preds.shape != target.shape or preds.ndim != 1:
-        raise ValueError(f"preds and target must be 1-d and of one shape, got {tuple(preds.shape)} "
-                         f"and {tuple(target.shape)}")
+    _check_pair(preds, target)
     pairs = torch.bincount(target.long() * num_classes + preds.long(), minlength=num_classes * num_classes)
     confusion = pairs.reshape(num_classes, num_classes)  # rows: true class, columns: predicted
     tp = confusion.diagonal()
