@@ -26,8 +26,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from benchmark.config import CellConfig
 
-# the supervised / semi-supervised trainer: benchmark/training/*.py
+# the supervised / semi-supervised trainer: benchmark/training/*.py and the shared ops it computes with
 TRAINER_VERSION = 1
+# test metrics (evaluate) and label propagation's kNN graph + conjugate gradient (training.semi)
+TRAINER_OPS = ("benchmark/ops/metrics.py", "benchmark/ops/graph.py")
 # starting weights other than scratch (config.INIT_CHOICES; checkpoint:PATH is "checkpoint")
 # deepcluster 2: one shared k-means (benchmark/ops/kmeans.py, greedy k-means++ seeding) changed its pseudo-labels
 INIT_VERSIONS: dict[str, int] = {"simsiam": 1, "deepcluster": 2, "rotation": 1, "imagenet": 1, "checkpoint": 1}
@@ -115,7 +117,8 @@ def component_sources() -> dict[str, tuple[int, tuple[str, ...]]]:
             components[f"{kind}:{entry.name}"] = (entry.info.version, (_module_file(entry.module),))
     for kind, version in PARAMETRIC_DATASET_VERSIONS.items():
         components[f"dataset:{kind}"] = (version, ("benchmark/data/image_sets.py",))
-    trainer = tuple(sorted(str(p.relative_to(ROOT)) for p in (ROOT / "benchmark" / "training").glob("*.py")))
+    trainer = tuple(sorted([*(str(p.relative_to(ROOT)) for p in (ROOT / "benchmark" / "training").glob("*.py")),
+                            *TRAINER_OPS]))
     components["trainer"] = (TRAINER_VERSION, trainer)
     for method, version in INIT_VERSIONS.items():
         components[f"pretraining:{method}"] = (version, INIT_SOURCES[method])
