@@ -170,6 +170,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise AlbError(f"--threads must be at least 1, got {args.threads}")
     from benchmark.executors import run_with_executor
+    from benchmark.executors.common import pending_cells
+    from benchmark.plugins import check_cells
+
+    check_cells(pending_cells(suite, store, args.force))  # a broken plugin: one error before any cell starts
 
     outcome = run_with_executor(args, suite, store, resolve_data_dir(args.data_dir),
                                 partial(make_reporter, quiet=args.quiet))
@@ -255,10 +259,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     for entry in registry:
         if args.details:
             print(f"{entry.name:<{width}}  {entry.summary}\n{'':<{width}}  [{shown_facts(entry.info)}]")
+            origin = "alb" if entry.origin is None else f"plugin: {entry.origin.label()}"
+            print(f"{'':<{width}}  from {origin} ({entry.target})")
             if args.what == "strategies" and entry.info.kind == "plain":
-                print(f"{'':<{width}}  parameters: {_parameters(entry.load())}")
+                print(f"{'':<{width}}  parameters: {_parameters(registry.get(entry.name))}")
         else:
             print(entry.name)
+    for name, problem in registry.problems().items():
+        print(f"{name:<{width}}  (unusable plugin) {problem}", file=sys.stderr)
     if args.details and args.what == "datasets":
         print("\nby path: 'npz:PATH' (arrays x_train, y_train, x_test, y_test; uint8 images) and "
               "'image_folder:PATH' / 'image_folder:PATH:SIZE' (PATH/train/<class>/*, PATH/test/<class>/*, "

@@ -274,6 +274,8 @@ class CellConfig(StrictModel):
     @field_validator("initial_strategy")
     @classmethod
     def _initial_strategy(cls, v: str | None) -> str | None:
+        if v is not None and v not in STRATEGIES and v in STRATEGIES.problems():  # a broken plugin says why
+            raise ValueError(STRATEGIES.unknown_message(v))
         plain = initial_strategy_names()
         if v is not None and v not in plain:
             from benchmark.registry import did_you_mean
@@ -344,13 +346,16 @@ class CellConfig(StrictModel):
         (benchmark/versions.py) on the same content of its by-path inputs (benchmark/inputs.py), always gets
         the same id."""
         from benchmark.inputs import input_digests
-        from benchmark.versions import component_versions
+        from benchmark.versions import component_versions, plugin_identities
 
         identity: dict[str, Any] = {"protocol": PROTOCOL_VERSION, "config": self.canonical(),
                                     "versions": component_versions(self)}
         inputs = input_digests(self)  # what a by-path dataset or checkpoint holds (issue 20.2); absent otherwise
         if inputs:
             identity["inputs"] = inputs
+        plugins = plugin_identities(self)  # a plugin's distribution, version and sources; absent for alb's own
+        if plugins:
+            identity["plugins"] = plugins
         payload = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

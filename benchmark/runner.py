@@ -138,7 +138,8 @@ def _first_selection(cfg: CellConfig, learner: Learner) -> tuple[np.ndarray, flo
     assert cfg.initial_strategy is not None
     params = (cfg.strategy_params or {}) if cfg.initial_strategy == cfg.strategy else {}
     strategy = STRATEGIES.get(cfg.initial_strategy)(**params)
-    chosen, seconds, _ = _select(strategy, learner, cfg, np.empty(0, np.int64), cfg.budget.initial, 0)
+    chosen, seconds, _ = _select(strategy, learner, cfg, np.empty(0, np.int64), cfg.budget.initial, 0,
+                                 STRATEGIES.info(cfg.initial_strategy).needs)
     return chosen, seconds
 
 
@@ -154,14 +155,15 @@ def _train_and_test(learner: Learner, state: CellState, round_index: int, events
 
 def _select_next(state: CellState, strategy: Strategy, learner: Learner, cfg: CellConfig, round_index: int) -> None:
     """The query that forms L_{r+1} (``round_index`` = r + 1), with the pseudo-labels for its training."""
-    chosen, seconds, pseudo = _select(strategy, learner, cfg, state.labeled, cfg.budget.query, round_index)
+    chosen, seconds, pseudo = _select(strategy, learner, cfg, state.labeled, cfg.budget.query, round_index,
+                                      STRATEGIES.info(cfg.strategy).needs)
     state.pending, state.pending_seconds = chosen, seconds
     state.labeled = np.concatenate([state.labeled, chosen])
     state.pseudo_index, state.pseudo_label = pseudo
 
 
 def _select(strategy: Strategy, learner: Learner, cfg: CellConfig, labeled: np.ndarray, budget: int,
-            round_index: int) -> tuple[np.ndarray, float, tuple[np.ndarray, np.ndarray]]:
+            round_index: int, needs: tuple[str, ...]) -> tuple[np.ndarray, float, tuple[np.ndarray, np.ndarray]]:
     """``budget`` new pool indices by ``strategy``, the seconds it took, and the pseudo-labels (pool indices,
     labels) that strategies such as CEAL give for the next round's training only (empty otherwise)."""
     start = time.perf_counter()
@@ -177,12 +179,13 @@ def _select(strategy: Strategy, learner: Learner, cfg: CellConfig, labeled: np.n
 
     rng = numpy_rng(cfg.seed, round_index, "select")
     sel_ctx = SelectionContext(unlabeled, labeled, rng, probs, round_index=round_index, pool=pool,
-                               labels=data.pool_labels() if "labels" in strategy.needs else None)
+                               labels=data.pool_labels() if "labels" in needs else None)
     chosen = np.asarray(strategy.select(sel_ctx, budget), dtype=np.int64)
     if len(np.unique(chosen)) != len(chosen) or not np.isin(chosen, unlabeled).all():
-        raise RuntimeError(f"strategy '{strategy.name}' returned duplicate or labeled indices")
+        name = cfg.strategy if round_index > 0 else cfg.initial_strategy
+        raise RuntimeError(f"strategy '{name}' returned duplicate or labeled indices")
     pseudo = (np.empty(0, np.int64), np.empty(0, np.int64))
-    if round_index > 0 and "pseudo_labels" in strategy.needs:
+    if round_index > 0 and "pseudo_labels" in needs:
         pseudo = strategy.pseudo_labels(sel_ctx, chosen)
     return chosen, time.perf_counter() - start, pseudo
 

@@ -289,12 +289,13 @@ class SuiteStore:
         import pyarrow.parquet as pq
 
         from benchmark.inputs import input_columns
-        from benchmark.versions import version_columns
+        from benchmark.versions import plugin_columns, version_columns
 
         config_columns = {k: (json.dumps(v) if isinstance(v, list | dict) else v)
                           for k, v in flatten(config).items()}
         config_columns.update(version_columns(config))
         config_columns.update(input_columns(config))
+        config_columns.update(plugin_columns(config))
         records = [{"suite": self.suite_name, "cell_id": cell_id, **config_columns, **row, **meta}
                    for row in rows]
         table = pa.Table.from_pylist(records)

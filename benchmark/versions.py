@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from benchmark.config import CellConfig
+    from benchmark.plugins import Origin
 
 # the AL loop's network side: the trainer (benchmark/training), the learner, the pool passes every strategy reads
 # (strategies/pool_model.py) and the round loop (runner.py), with everything they import
@@ -103,6 +104,42 @@ def component_versions(config: CellConfig | dict[str, Any]) -> dict[str, int]:
     return versions
 
 
+def component_origins(config: CellConfig | dict[str, Any]) -> dict[str, Origin]:
+    """The plugins among the components a cell runs (same roles as :func:`component_versions`): their
+    distribution, version and sources enter the cell id and the rows (benchmark.plugins)."""
+    from benchmark.data import DATASETS, parse_spec
+    from benchmark.models import BACKBONES
+    from benchmark.strategies import STRATEGIES, phase_strategies
+
+    c = config if isinstance(config, dict) else config.canonical()
+    roles: list[tuple[str, Any, str]] = []
+    if "strategy" in c:
+        initial, rounds = phase_strategies(c["strategy"], c.get("initial_strategy"))
+        roles += [("strategy", STRATEGIES, c["strategy"]), ("initial_strategy", STRATEGIES, initial),
+                  ("rounds_strategy", STRATEGIES, rounds)]
+    if "backbone" in c:
+        roles.append(("backbone", BACKBONES, c["backbone"]))
+    if "dataset" in c and parse_spec(c["dataset"]) is None:
+        roles.append(("dataset", DATASETS, c["dataset"]))
+    origins = {}
+    for role, registry, name in roles:
+        origin = registry.entry(name).origin
+        if origin is not None:
+            origins[role] = origin
+    return origins
+
+
+def plugin_identities(config: CellConfig | dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {role: origin.identity() for role, origin in component_origins(config).items()}
+
+
+def plugin_columns(config: CellConfig | dict[str, Any]) -> dict[str, str]:
+    """{'plugin.strategy': 'alb-example-plugin==0.1.0 sha256:...', ...} for the plugins a cell runs."""
+    from benchmark.plugins import PLUGIN_PREFIX
+
+    return {f"{PLUGIN_PREFIX}{role}": origin.column() for role, origin in component_origins(config).items()}
+
+
 def version_columns(config: CellConfig | dict[str, Any]) -> dict[str, int]:
     """``component_versions`` as result columns: {'version.strategy': 1, ...}."""
     return {f"{VERSION_PREFIX}{k}": v for k, v in component_versions(config).items()}
@@ -174,6 +211,8 @@ def component_sources() -> dict[str, tuple[int, tuple[str, ...]]]:
     components: dict[str, tuple[int, tuple[str, ...]]] = {}
     for kind, registry in (("strategy", STRATEGIES), ("backbone", BACKBONES), ("dataset", DATASETS)):
         for entry in registry:
+            if entry.origin is not None:  # a plugin: identified by its own sources (benchmark.plugins)
+                continue
             components[f"{kind}:{entry.name}"] = (entry.info.version, import_closure([entry.module]))
     for kind, version in PARAMETRIC_DATASET_VERSIONS.items():
         components[f"dataset:{kind}"] = (version, import_closure(["benchmark.data.image_sets"]))
