@@ -378,10 +378,14 @@ class SuiteStore:
         if not os.path.lexists(path):
             return False
         try:
-            before = path.stat()
+            before: os.stat_result | None = path.stat()
             why = cell_file_problem(path, cell_id)
-        except FileNotFoundError:
+        except FileNotFoundError:  # gone, or a link to nothing: not done (a result written later replaces it)
             return False
+        except PermissionError:
+            raise
+        except OSError as exc:  # a loop of symbolic links, an I/O error: damaged like an unreadable file
+            before, why = None, f"it cannot be opened ({exc.strerror or exc})"
         if why is None:
             return True
         moved = quarantine(path, why, path.parent, expected=before)
