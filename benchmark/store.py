@@ -25,6 +25,11 @@ checked whenever it is found (the parquet footer, the schema, alb's metadata and
 the ``round`` and ``accuracy`` columns: one row per round 0..rounds) and read
 in full when loaded; one that fails is moved to the ``.quarantine/`` folder beside
 it with a warning, and its cell counts as not done, so ``alb run`` recomputes it.
+
+Anyone who can write to a shared results folder can plant files in it. alb opens only regular files (a FIFO
+or device is never opened, so never waited on), and follows symbolic links only for the results folder itself,
+``cells/`` and cell files it reads: a link where it writes (a suite's folder, ``events.jsonl``, ``.claims``,
+``.work``, ``.quarantine``, ``.drivers``) is a ResultsLayoutError, so nothing is written outside the folder.
 """
 
 from __future__ import annotations
