@@ -278,6 +278,9 @@ def _move_into(path: Path, folder: Path, name: str) -> None:
     if folder.is_symlink():
         raise OSError(errno.ELOOP, "it is a symbolic link; alb never moves files through a link", str(folder))
     folder.mkdir(parents=True, exist_ok=True)
+    if os.rename not in os.supports_dir_fd:  # Windows: no descriptor-relative rename
+        os.rename(path, folder / name)
+        return
     fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
     try:
         os.rename(path, name, dst_dir_fd=fd)
