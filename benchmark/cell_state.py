@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.store import atomic_write, quarantine
+from benchmark.store import atomic_write, open_regular, quarantine
 
 # the layout of the saved dict; a change of keys or meaning needs a new version (old files then restart)
 CHECKPOINT_VERSION = 3
@@ -60,7 +60,8 @@ class CellState:
         if not path.is_file():
             return None
         try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
+            with open_regular(path) as fh:  # a FIFO put there since the check above is never waited on
+                saved = torch.load(fh, map_location="cpu", weights_only=True)
             version = saved.get("version")
             if version != CHECKPOINT_VERSION:
                 return _discard(path, f"format version {version}, this alb writes {CHECKPOINT_VERSION}")

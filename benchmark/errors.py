@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 class AlbError(Exception):
     """Base class: the CLI prints the message and exits with status 2."""
@@ -23,9 +25,21 @@ class ResultsLayoutError(AlbError):
     """A path in a results folder has the wrong kind (a file where a folder belongs, or the reverse)."""
 
 
+class NotRegularFileError(ResultsLayoutError):
+    """A path alb reads or appends to is a FIFO, a device, a socket or a folder: never opened, so never blocks."""
+
+    def __init__(self, path: str | os.PathLike[str], kind: str, st: os.stat_result | None = None) -> None:
+        super().__init__(f"{path} is {kind}, not a regular file; move it away")
+        self.path, self.kind, self.st = path, kind, st
+
+
 class AlbWarning(UserWarning):
     """A warning the CLI prints as one line, ``alb: warning: ...``."""
 
 
 class DamagedFileWarning(AlbWarning):
     """A result or checkpoint file was unusable and moved to quarantine, or a stray file was ignored."""
+
+
+class ClaimWarning(AlbWarning):
+    """A claim file was not a valid claim (or its heartbeat lay in the future) and was treated as stale."""
