@@ -29,3 +29,8 @@ class AlbWarning(UserWarning):
 
 class DamagedFileWarning(AlbWarning):
     """A result or checkpoint file was unusable and moved to quarantine, or a stray file was ignored."""
+
+
+class BundleError(AlbError):
+    """A file given as a submission bundle is not one (not a gzip tar, no valid manifest, unsafe members),
+    or a bundle cannot be written (unfinished cells without --allow-partial)."""

@@ -1,0 +1,43 @@
+"""Facts about the machine and code that a bundle records: environment, component fingerprints, plugins."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Iterable
+from typing import Any
+
+from benchmark.bundles.manifest import CellRun, Component
+
+
+def environment(runs: Iterable[CellRun]) -> dict[str, Any]:
+    """The machine writing the bundle (Python, torch, CUDA, device name, OS, CPU count, torch threads), and
+    the devices, precisions and thread counts the bundled cells ran with (each cell's own are in its entry)."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    runs = list(runs)
+    return {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
+            "device_name": torch.cuda.get_device_name(0) if cuda else platform.processor() or platform.machine(),
+            "os": platform.platform(), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
+            "cells_devices": sorted({r.device for r in runs if r.device}),
+            "cells_precisions": sorted({r.precision for r in runs if r.precision}),
+            "cells_threads": sorted({r.torch_threads for r in runs if r.torch_threads is not None})}
+
+
+def component_table() -> dict[str, Component]:
+    """Every component of this alb with its version and source fingerprint (benchmark/versions.py)."""
+    from benchmark.versions import fingerprints
+
+    return {name: Component(version=f["version"], sha256=f["sha256"]) for name, f in fingerprints().items()}
+
+
+def plugin_identities() -> list[dict[str, Any]]:
+    """Identities (distribution, version, entry point) of the plugin components loaded by this alb.
+
+    Plugins via entry points land separately; until the registry exposes them this records none, and the
+    manifest's ``plugins`` field stays an empty list."""
+    from benchmark import registry
+
+    identities = getattr(registry, "plugin_identities", None)
+    return list(identities()) if callable(identities) else []
