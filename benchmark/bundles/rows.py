@@ -33,7 +33,12 @@ class Rows:
     def of(records: Sequence[dict[str, Any]]) -> Rows:
         return Rows([int(r["round"]) for r in records], [int(r["n_labeled"]) for r in records],
                     [_float(r["accuracy"]) for r in records], [_optional_float(r.get("macro_f1")) for r in records],
-                    [[int(i) for i in (r["selected"] or [])] for r in records])
+                    [_indices(r["selected"]) for r in records])
+
+
+def _indices(value: Any) -> list[int]:
+    """A ``selected`` value as ints: a list (pyarrow), a numpy array (pandas) or None."""
+    return [] if value is None else [int(i) for i in value]
 
 
 def _float(value: Any) -> float:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from benchmark.bundles.rows import DEFAULT_TOLERANCE, Rows, runs_difference, same_setup
 from benchmark.leaderboard.sources import CellRows
+from benchmark.versions import VERSION_PREFIX
 
 AVERAGED_COLUMNS = ("accuracy", "macro_f1", "train_loss", "train_seconds", "query_seconds")
 
@@ -45,6 +46,18 @@ def _rows(frame: pd.DataFrame) -> Rows:
     return Rows.of(frame.sort_values("round").to_dict("records"))
 
 
+def _versions(frame: pd.DataFrame) -> dict[str, Any]:
+    first = frame.iloc[0]
+    return {c: first[c] for c in frame.columns if c.startswith(VERSION_PREFIX) and not pd.isna(first[c])}
+
+
+def _versions_difference(a: pd.DataFrame, b: pd.DataFrame) -> str | None:
+    """One id is one set of component versions (the id covers them); two bundles that disagree on them cannot
+    both be faithful."""
+    va, vb = _versions(a), _versions(b)
+    return None if va == vb else f"component versions {va} vs {vb} under one cell id"
+
+
 def _averaged(runs: list[CellRows]) -> pd.DataFrame:
     first = runs[0].rows.sort_values("round").reset_index(drop=True)
     for column in AVERAGED_COLUMNS:
@@ -65,7 +78,8 @@ def merge_cells(cells: Iterable[CellRows]) -> Merged:
         problem = None
         for other in runs[1:]:
             exact = same_setup(runs[0].run, other.run)
-            difference = runs_difference(_rows(runs[0].rows), _rows(other.rows), exact)
+            difference = _versions_difference(runs[0].rows, other.rows) or runs_difference(
+                _rows(runs[0].rows), _rows(other.rows), exact)
             if difference is not None:
                 problem = Disagreement(cell_id, (runs[0].bundle, other.bundle), difference, exact)
                 break
