@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from benchmark.bundles.manifest import CellRun, Component
@@ -18,11 +19,22 @@ def environment(runs: Iterable[CellRun]) -> dict[str, Any]:
     cuda = torch.cuda.is_available()
     runs = list(runs)
     return {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
-            "device_name": torch.cuda.get_device_name(0) if cuda else platform.processor() or platform.machine(),
+            "device_name": torch.cuda.get_device_name(0) if cuda else cpu_name(),
             "os": platform.platform(), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
             "cells_devices": sorted({r.device for r in runs if r.device}),
             "cells_precisions": sorted({r.precision for r in runs if r.precision}),
             "cells_threads": sorted({r.torch_threads for r in runs if r.torch_threads is not None})}
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def component_table() -> dict[str, Component]:
