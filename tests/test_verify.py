@@ -158,3 +158,11 @@ def test_rows_checks_and_comparisons_are_pure() -> None:
     assert same_setup(CellRun(device="cuda:0", precision="bf16"), CellRun(device="cuda", precision="bf16"))
     assert chosen_cells(list("abcdef"), 3, 1) == chosen_cells(list("fedcba"), 3, 1)
     assert chosen_cells(list("ab"), 5, 0) == ["a", "b"]
+
+
+def test_garbage_cell_file_is_a_problem_not_a_traceback(files: dict[str, bytes], tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    name = cell_names(files)[0]
+    doctored = repack({**files, name: b"PAR1 garbage PAR1"}, tmp_path / "b.tar.gz", reseal=True)
+    code, out = _verify(doctored, capsys)
+    assert code == 1 and f"{name}: cell" in out and "cannot be read" in out and "Traceback" not in out

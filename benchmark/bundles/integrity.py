@@ -173,6 +173,16 @@ def _cell_problems(folder: Path, entry: CellEntry, config: Any) -> list[str]:
     return problems
 
 
+def _readable_cell_problems(folder: Path, entry: CellEntry, config: Any) -> list[str]:
+    """:func:`_cell_problems`, with a file or record that cannot even be read as one problem."""
+    import pyarrow as pa
+
+    try:
+        return _cell_problems(folder, entry, config)
+    except (pa.ArrowException, OSError, ValueError, TypeError, KeyError) as exc:
+        return [f"{entry.file}: cell {entry.id}: cannot be read as a cell ({type(exc).__name__}: {exc})"]
+
+
 def _suite_problems(folder: Path, manifest: Manifest, integrity: Integrity) -> None:
     from benchmark.suite import load_suite
 
@@ -221,7 +231,7 @@ def check_integrity(folder: Path, names: list[str], manifest: Manifest) -> Integ
         if entry.file not in present or entry.file in extra:
             continue
         config = _derived(entry, integrity)
-        integrity.problems += _cell_problems(folder, entry, config)
+        integrity.problems += _readable_cell_problems(folder, entry, config)
     if manifest.suite.file in present:
         _suite_problems(folder, manifest, integrity)
     integrity.flags += _component_flags(manifest)
