@@ -341,12 +341,17 @@ class CellConfig(StrictModel):
 
     def cell_id(self) -> str:
         """Content address: the same resolved configuration, run by the same versions of its components
-        (benchmark/versions.py), always gets the same id."""
+        (benchmark/versions.py) on the same content of its by-path inputs (benchmark/inputs.py), always gets
+        the same id."""
+        from benchmark.inputs import input_digests
         from benchmark.versions import component_versions
 
-        payload = json.dumps({"protocol": PROTOCOL_VERSION, "config": self.canonical(),
-                              "versions": component_versions(self)},
-                             sort_keys=True, separators=(",", ":"))
+        identity: dict[str, Any] = {"protocol": PROTOCOL_VERSION, "config": self.canonical(),
+                                    "versions": component_versions(self)}
+        inputs = input_digests(self)  # what a by-path dataset or checkpoint holds (issue 20.2); absent otherwise
+        if inputs:
+            identity["inputs"] = inputs
+        payload = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -78,7 +78,7 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
                                        weights_dir=ctx.data_dir / "weights")
     ctx.store.adopt_legacy_progress(cell.id)
     progress_path = ctx.store.progress_path(cell.id)
-    state = CellState.load(progress_path, cell.id)
+    state = CellState.load(progress_path, cell.id, pool_size=int(data.train_y.shape[0]))
     if state is None:
         chosen, seconds = _first_selection(cfg, learners.build(0))
         state = CellState(cell.id, labeled=chosen, pending=chosen, pending_seconds=seconds)
@@ -103,6 +103,15 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
         _maybe_inject_fault(ctx.store, cell.id, r)
         events.round_finished(row)
     return state.rows
+
+
+def _check_inputs_unchanged(cell: Cell) -> None:
+    """The rows are stored under the id of the data the cell started from: a by-path input (npz, checkpoint)
+    rewritten while the cell ran would make them results of neither content, so the cell fails instead."""
+    if cell.config.cell_id() != cell.id:
+        raise AlbError(f"an input of cell {cell.id} given by path (dataset '{cell.config.dataset}', init "
+                       f"'{cell.config.init}') changed while the cell ran; its results are not stored. Leave the "
+                       "files alone during a run, then rerun the suite")
 
 
 FAULT_KILL_AFTER_ROUND = "ALB_FAULT_KILL_AFTER_ROUND"  # tests of retries: die after this round, once per cell
@@ -236,6 +245,7 @@ def run_suite(suite: Suite, store: SuiteStore, device: str | None, data_dir: Pat
                 try:
                     events = reporter.cell_events(cell, cfg_rounds=cell.config.budget.rounds)
                     rows = run_cell(cell, ctx, events)
+                    _check_inputs_unchanged(cell)
                     store.write_result(cell.id, cell.config.canonical(), suite.axes, rows, meta)
                 except Exception as exc:
                     outcome.failed += 1

@@ -283,15 +283,18 @@ class SuiteStore:
     def write_result(self, cell_id: str, config: dict[str, Any], axes: list[str],
                      rows: list[dict[str, Any]], meta: dict[str, str]) -> Path:
         """One parquet per cell: config columns + the versions of its components (version.strategy, ...;
-        benchmark/versions.py) + per-round rows + provenance columns."""
+        benchmark/versions.py) + the digests of its by-path inputs (input.dataset, input.init;
+        benchmark/inputs.py) + per-round rows + provenance columns."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        from benchmark.inputs import input_columns
         from benchmark.versions import version_columns
 
         config_columns = {k: (json.dumps(v) if isinstance(v, list | dict) else v)
                           for k, v in flatten(config).items()}
         config_columns.update(version_columns(config))
+        config_columns.update(input_columns(config))
         records = [{"suite": self.suite_name, "cell_id": cell_id, **config_columns, **row, **meta}
                    for row in rows]
         table = pa.Table.from_pylist(records)
