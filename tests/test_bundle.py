@@ -15,6 +15,7 @@ from benchmark.cli import main
 from benchmark.config import CellConfig
 from benchmark.errors import BundleError
 from benchmark.suite import load_suite
+from benchmark.versions import TRAINER_VERSION
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def test_bundle_holds_manifest_suite_and_every_finished_cell(bundle: Path) -> No
     # the resolved config of each cell re-derives its id; its versions and where it ran are recorded
     for entry in manifest.cells:
         assert CellConfig.model_validate(entry.config).cell_id() == entry.id
-        assert entry.versions["strategy"] == 1 and entry.versions["trainer"] == 1
+        assert entry.versions["strategy"] == 1 and entry.versions["trainer"] == TRAINER_VERSION
         assert entry.run.device == "cpu" and entry.run.precision == "fp32" and entry.run.torch_threads == 1
     assert manifest.components["strategy:entropy"].version == 1 and manifest.components["trainer"].sha256
     env = manifest.environment
