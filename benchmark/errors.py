@@ -43,3 +43,8 @@ class DamagedFileWarning(AlbWarning):
 
 class ClaimWarning(AlbWarning):
     """A claim file was not a valid claim (or its heartbeat lay in the future) and was treated as stale."""
+
+
+class BundleError(AlbError):
+    """A file given as a submission bundle is not one (not a gzip tar, no valid manifest, unsafe members),
+    or a bundle cannot be written (unfinished cells without --allow-partial)."""
