@@ -111,6 +111,22 @@ def test_a_plugin_run_end_to_end_with_identity_in_rows_and_list(installed: Path,
          "print(f.groupby('strategy')['accuracy'].last().round(3).to_dict())", str(results / "plugged")],
         env=_env(installed), capture_output=True, text=True, check=True).stdout
     assert "alb-example-plugin==0.1.0 sha256:" in frame_text and "'alb'" in frame_text
+    bundle = tmp_path / "plugged.tar.gz"
+    bundled = _alb("bundle", str(suite), "--results", str(results), "--out", str(bundle), paths=(installed,))
+    assert bundled.returncode == 0, bundled.stderr
+    import json
+    import tarfile
+
+    with tarfile.open(bundle) as archive:
+        member = archive.extractfile("manifest.json")
+        assert member is not None
+        manifest = json.load(member)
+    identities = {(p["kind"], p["name"]): p for p in manifest["plugins"]}
+    assert set(identities) == {("strategy", "top2_ratio"), ("strategy", "alb_example_plugin.strategy:Top2Ratio"),
+                               ("backbone", "example_mlp"), ("dataset", "digits_inverted")}
+    assert identities["backbone", "example_mlp"]["distribution"] == "alb-example-plugin"
+    verified = _alb("verify", str(bundle), paths=(installed,))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
     listed = _alb("list", "strategies", "--details", paths=(installed,))
     assert listed.returncode == 0 and "top2_ratio" in listed.stdout and "alb-example-plugin 0.1.0" in listed.stdout
     # without the plugin on the path, the suite is refused with one message, no traceback
