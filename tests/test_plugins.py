@@ -111,6 +111,15 @@ def test_a_plugin_run_end_to_end_with_identity_in_rows_and_list(installed: Path,
          "print(f.groupby('strategy')['accuracy'].last().round(3).to_dict())", str(results / "plugged")],
         env=_env(installed), capture_output=True, text=True, check=True).stdout
     assert "alb-example-plugin==0.1.0 sha256:" in frame_text and "'alb'" in frame_text
+    # cached cells, status and listing never import torch: the declarations are all alb reads
+    script = ("import sys\nfrom benchmark import cli\n"
+              f"assert cli.main(['run', {str(suite)!r}, '--results', {str(results)!r}]) == 0\n"
+              f"assert cli.main(['status', {str(suite)!r}, '--results', {str(results)!r}]) == 0\n"
+              "assert cli.main(['list', 'backbones']) == 0\n"
+              "print('HEAVY', sorted(m for m in ('torch', 'torchvision') if m in sys.modules))\n")
+    light = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=_env(installed), capture_output=True,
+                           text=True, timeout=300, check=True).stdout
+    assert "HEAVY []" in light and "example_mlp" in light
     bundle = tmp_path / "plugged.tar.gz"
     bundled = _alb("bundle", str(suite), "--results", str(results), "--out", str(bundle), paths=(installed,))
     assert bundled.returncode == 0, bundled.stderr
