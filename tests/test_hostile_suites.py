@@ -26,6 +26,8 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from benchmark import cli
+from benchmark.data.view_config import MAX_VIEW_POOL
 from benchmark.errors import AlbError, ConfigError
 from benchmark.strategies import PARAM_RANGES, STRATEGIES
 from benchmark.suite import MAX_CELLS, MAX_NAME_LENGTH, load_suite
@@ -262,6 +264,27 @@ def test_every_numeric_strategy_parameter_has_a_range() -> None:
         signature = inspect.signature(STRATEGIES.get(entry.name).__init__, eval_str=True)
         numeric = {n for n, p in signature.parameters.items() if n != "self" and _numeric(p.annotation)}
         assert numeric == set(PARAM_RANGES.get(entry.name, {})), entry.name
+
+
+# --------------------------------------------------------------------------- views (issue 20 item 11)
+
+
+@pytest.mark.parametrize("copies", [1_000_000_000, 10**300, MAX_VIEW_POOL // 100 + 1])
+def test_a_view_pool_past_the_bound_is_refused_and_the_bound_said(tmp_path: Path, copies: int,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, BASE + f"  view: {{redundancy: {{unique: 100, copies: {copies}}}}}\n" + MATRIX)
+    message = refused(path)
+    assert f"{path}:{line_of(path, 'view:')}: key 'view.redundancy'" in message
+    assert f"more than the {MAX_VIEW_POOL} a view's pool may have" in message
+    assert cli.main(["run", str(path), "--dry-run", "--results", str(tmp_path / "results")]) == cli.EXIT_USAGE
+    assert f"more than the {MAX_VIEW_POOL}" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_view_pool_at_the_bound_is_kept(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE + f"  view: {{redundancy: {{unique: 100, copies: {MAX_VIEW_POOL // 100}}}}}\n"
+                 + MATRIX)
+    assert len(load_suite(path).cells) == 4
 
 
 # --------------------------------------------------------------------------- fuzz
