@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import resource
 import zipfile
 from pathlib import Path
 
@@ -152,6 +153,32 @@ def test_image_folder_is_decoded_once_into_the_cache_the_loader_reads(tmp_path: 
     assert fresh is not None and not np.array_equal(fresh["x_train"], expected)
     [new_cache] = (root / sets.FOLDER_CACHE).glob("*.npz")
     assert new_cache != cache
+
+
+def test_an_image_declaring_too_many_pixels_is_refused_before_decoding(tmp_path: Path) -> None:
+    """A 20 kB PNG of 13000 x 13000 pixels (issue 20 item 12) would decode to over 500 MB."""
+    root = _folder(tmp_path / "pets")
+    bomb = root / "train" / "dog" / "1.png"
+    Image.new("1", (13000, 13000)).save(bomb)  # one bit a pixel: a tiny file
+    assert bomb.stat().st_size < 100_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    with pytest.warns(Image.DecompressionBombWarning):  # PIL's own warning, from the header; no error
+        _rejected(f"image_folder:{root}", bomb, "dog", f"declares 13000 x 13000 = 169000000 pixels, more than the "
+                  f"{sets.DEFAULT_MAX_IMAGE_PIXELS} an image may have.*{sets.MAX_IMAGE_PIXELS_ENV}=N")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before < 300 * 2**20
+    assert not (root / sets.FOLDER_CACHE).exists()
+
+
+def test_the_pixel_bound_is_settable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(sets.MAX_IMAGE_PIXELS_ENV, "143")  # the images are 12 x 12 = 144 pixels
+    root = _folder(tmp_path / "small")
+    _rejected(f"image_folder:{root}", root, "train", "declares 12 x 12 = 144 pixels, more than the 143")
+    monkeypatch.setenv(sets.MAX_IMAGE_PIXELS_ENV, "144")
+    assert dataset_info(f"image_folder:{_folder(tmp_path / 'exact')}")["n_train"] == 6
+    for bad in ("lots", "0", "-5"):
+        monkeypatch.setenv(sets.MAX_IMAGE_PIXELS_ENV, bad)
+        with pytest.raises(ConfigError, match=f"{sets.MAX_IMAGE_PIXELS_ENV} must be a positive whole number"):
+            dataset_info(f"image_folder:{_folder(tmp_path / bad)}")
 
 
 # ---------------------------------------------------------------- alb check
