@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmark import __version__
-from benchmark.errors import AlbError, AlbWarning
+from benchmark.errors import AlbError, AlbWarning, escape_unsafe
 
 DEFAULT_RESULTS = Path("results")
 SUITES_DIR = Path("suites")
@@ -274,7 +274,7 @@ def _format_warning(message: Warning | str, category: type[Warning], filename: s
                     line: str | None = None) -> str:
     """alb's own warnings as one line; others as Python shows them."""
     if issubclass(category, AlbWarning):
-        return f"alb: warning: {message}\n"
+        return f"alb: warning: {escape_unsafe(str(message))}\n"
     return _PYTHON_FORMAT_WARNING(message, category, filename, lineno, line)
 
 
@@ -308,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AlbError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"alb: error: {exc}", file=sys.stderr)
+        print(f"alb: error: {escape_unsafe(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
         if isinstance(exc, BrokenPipeError):  # output piped into `head` and the like: stop quietly
@@ -318,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _log_error(args, text)
         if args.debug:
             print(text, end="", file=sys.stderr)
-        print(f"alb: error: {_os_error_line(exc)}", file=sys.stderr)
+        print(f"alb: error: {escape_unsafe(_os_error_line(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("alb: interrupted; progress up to the last finished round is saved, rerun to resume",

@@ -51,7 +51,7 @@ from benchmark.config import (
     model_at,
     shorten,
 )
-from benchmark.errors import ConfigError
+from benchmark.errors import ConfigError, escape_unsafe
 from benchmark.registry import did_you_mean
 from benchmark.suite_index import AxisIndex, PatternIndex
 
@@ -72,12 +72,13 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def _brief(value: Any) -> str:
-    """``str(value)`` cut to SHOWN_VALUE_CHARS characters (a huge int has no str: its repr is shortened)."""
+    """``str(value)`` cut to SHOWN_VALUE_CHARS characters (a huge int has no str: its repr is shortened), its
+    control and bidirectional characters escaped."""
     try:
         text = str(value)
     except ValueError:
         return shorten(value)
-    return cut_text(text)
+    return escape_unsafe(cut_text(text), newlines=False)
 
 
 def name_problem(name: str) -> str | None:

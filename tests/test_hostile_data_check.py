@@ -299,3 +299,53 @@ def test_allow_missing_still_fails_a_regression_of_the_seeds_present(
                 _set_accuracy(cell, row, 0.0)
     rc, out, _ = _check(suite, tmp_path, baseline, capsys, "--allow-missing")
     assert rc == 1 and "2 missing" in out
+
+
+# ---------------------------------------------------------------- hostile baselines (issue 20 item 13)
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("setting", [1, 2], "entries[0] (id '{id}').setting: Input should be a valid dictionary (got [1, 2])"),
+    ("strategy", ["entropy"], "entries[0] (id '{id}').strategy: Input should be a valid string (got ['entropy'])"),
+    ("mean", "x", "entries[0] (id '{id}').mean: Input should be a valid number (got 'x')"),
+    ("runs", True, "entries[0] (id '{id}').runs: Input should be a valid integer (got True)"),
+    ("setting", {"pool_subset": "x"}, "setting pool_subset must be a count of images, got 'x'"),
+    ("setting", {"initial_strategy": 3}, "setting initial_strategy must be a strategy name, got 3"),
+    ("colour", "red", "entries[0] (id '{id}').colour: Extra inputs are not permitted"),
+])
+def test_a_baseline_entry_of_the_wrong_shape_is_a_message(finished: tuple[Path, Path, Path], tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str], key: str,
+                                                           value: object, expected: str) -> None:
+    suite, results, baseline = finished
+    payload = json.loads(baseline.read_text())
+    payload["entries"][0][key] = value
+    doctored = tmp_path / "baseline.json"
+    doctored.write_text(json.dumps(payload))
+    rc, _, err = _check(suite, results, doctored, capsys)
+    assert rc == cli.EXIT_USAGE and "Traceback" not in err, err
+    assert f"{doctored} is not a valid alb baseline file" in err and "--save-baseline" in err
+    assert expected.format(id=payload["entries"][0]["id"]) in err, err
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"entries": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                                  "[1, 2]", '{"entries": 3}', "not json", '{"entries": [7]}'])
+def test_a_baseline_that_is_not_one_is_a_message(finished: tuple[Path, Path, Path], tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str], text: str) -> None:
+    suite, results, _ = finished
+    doctored = tmp_path / "baseline.json"
+    doctored.write_text(text)
+    rc, _, err = _check(suite, results, doctored, capsys)
+    assert rc == cli.EXIT_USAGE and "Traceback" not in err and len(err) < 2000, err
+    assert f"{doctored} is not" in err and "alb baseline file" in err
+
+
+def test_a_baseline_id_with_markup_and_escapes_is_shown_as_written(finished: tuple[Path, Path, Path], tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    suite, results, baseline = finished
+    payload = json.loads(baseline.read_text())
+    payload["entries"][0]["id"] = "[/]x[bold]y\x1b[2J\u202eevil"
+    doctored = tmp_path / "baseline.json"
+    doctored.write_text(json.dumps(payload))
+    rc, out, err = _check(suite, results, doctored, capsys)
+    assert rc == 0, err
+    assert "[/]x[bold]y\\x1b[2J\\u202eevil" in out and "\x1b" not in out and "\u202e" not in out
