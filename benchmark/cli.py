@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -44,6 +46,42 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'")
+    return value
+
+
+MAX_THREADS = 1024  # torch threads per cell on a remote node (ray, slurm); locally at most this machine's cores
+_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,3})?")
+
+
+def _shown(text: str) -> str:
+    """A bad value as repr shows it (control characters escaped), cut to 60 characters."""
+    shown = repr(text)
+    return shown if len(shown) <= 60 else f"{shown[:60]}... ({len(text)} characters)"
+
+
+def _device(text: str) -> str:
+    if not _DEVICE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N (N: a GPU's index), got {_shown(text)}")
+    return text
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of threads, got {_shown(text)}") from None
+    if not 1 <= value <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_THREADS} threads, got {value}")
+    return value
+
+
+def _non_negative_finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {_shown(text)}")
     return value
 
 
@@ -95,15 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_suite_args(run)
     run.add_argument("--data-dir", type=Path, default=None,
                      help="where datasets are downloaded / looked for (default: $ALB_DATA or ./data)")
-    run.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
+    run.add_argument("--device", type=_device, default="auto",
+                     help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     run.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                      help="auto: bf16 autocast + channels-last on CUDA, fp32 on CPU; recorded with the results")
     run.add_argument("--compile", action="store_true",
                      help="torch.compile the backbones (faster on GPU after a compile warm-up of ~1 min; "
                           "needs a C++ compiler on CPU); recorded with the results as 'compiled'")
-    run.add_argument("--threads", type=int, default=None,
+    run.add_argument("--threads", type=_threads, default=None,
                      help="CPU threads for torch per cell (default: cores/N with N workers, torch's choice in "
-                          "one process). Results are bit-identical only for the same count")
+                          "one process); locally at most the machine's cores, on ray / slurm at most "
+                          f"{MAX_THREADS}. Results are bit-identical only for the same count")
     run.add_argument("--force", action="store_true", help="recompute cells that are already finished")
     run.add_argument("--dry-run", action="store_true",
                      help="list the cells that would run and their cost (images through the backbone), run nothing")
@@ -122,9 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_suite_args(check)
     check.add_argument("--baseline", type=Path, default=None,
                        help="JSON baseline of our own results to compare with (see --save-baseline)")
-    check.add_argument("--tolerance", type=float, default=None,
+    check.add_argument("--tolerance", type=_non_negative_finite, default=None,
                        help="differences within it always pass; as a fraction (default 0.01 = 1 point)")
-    check.add_argument("--k", type=float, default=None,
+    check.add_argument("--k", type=_non_negative_finite, default=None,
                        help="significance of a regression / improvement beyond the tolerance: Welch t-test "
                             "over seeds at two-sided level 2(1-Phi(k)) (default 2: p < 0.0455)")
     check.add_argument("--no-published", action="store_true",
@@ -165,12 +205,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from functools import partial
 
+    from benchmark.executors import check_device_and_threads, run_with_executor
     from benchmark.progress import make_reporter
 
-    if args.threads is not None and args.threads < 1:
-        raise AlbError(f"--threads must be at least 1, got {args.threads}")
-    from benchmark.executors import run_with_executor
-
+    check_device_and_threads(args)
     outcome = run_with_executor(args, suite, store, resolve_data_dir(args.data_dir),
                                 partial(make_reporter, quiet=args.quiet))
     if outcome is None:  # submitted to a cluster without --wait
@@ -199,8 +237,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     tolerance = DEFAULT_ABS_TOL if args.tolerance is None else args.tolerance
     k = DEFAULT_K if args.k is None else args.k
-    if tolerance < 0 or k < 0:
-        raise AlbError("--tolerance and --k must be non-negative")
     if args.results.exists() and not args.results.is_dir():
         raise AlbError(f"--results {args.results} is a file, not a results folder; pass the folder 'alb run' "
                        "wrote to")
