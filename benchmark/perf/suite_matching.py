@@ -5,7 +5,7 @@
 The matrix is strategy [random, entropy] x cells/2 seeds. Each exclude entry names a seed and one more value
 that cells of the seed have (six spellings per seed: either strategy, or a setting at its default), so that
 15,000 distinct entries exclude the cells of the first 2,500 seeds and each matches one or two cells; each
-include entry extends one kept 'entropy' cell with a pool subset. Prints the seconds load_suite takes.
+include entry extends one kept 'entropy' cell with a pool subset (the last seed first). Prints the seconds load_suite takes.
 """
 
 from __future__ import annotations
@@ -33,10 +33,13 @@ def suite_document(cells: int, exclude: int, include: int = 0) -> dict[str, Any]
     ``include`` include entries that each extend one kept cell."""
     seeds = cells // 2
     excluded_seeds = -(-exclude // len(SPELLINGS))
-    if excluded_seeds + include > seeds:
+    kept_seeds = seeds - excluded_seeds
+    if kept_seeds < 1 or include > cells:
         raise ValueError(f"{exclude} exclude and {include} include entries need more than {cells} cells")
     excluded = [{"seed": i // len(SPELLINGS), **SPELLINGS[i % len(SPELLINGS)]} for i in range(exclude)]
-    included = [{"strategy": "entropy", "seed": seeds - 1 - i, "pool_subset": 100} for i in range(include)]
+    # from the last seed down, then again with a larger subset (a later entry overrides an earlier one)
+    included = [{"strategy": "entropy", "seed": seeds - 1 - i % kept_seeds, "pool_subset": 100 + i // kept_seeds}
+                for i in range(include)]
     return {"name": "suite_matching", "defaults": DEFAULTS,
             "matrix": {"strategy": ["random", "entropy"], "seed": list(range(seeds))},
             "include": included, "exclude": excluded}
@@ -48,7 +51,7 @@ def measure(cells: int, exclude: int, include: int = 0) -> dict[str, float | int
 
     with tempfile.TemporaryDirectory() as directory:
         warm = Path(directory) / "warm.yaml"
-        warm.write_text(yaml.safe_dump(suite_document(2, 1)))
+        warm.write_text(yaml.safe_dump(suite_document(4, 1)))
         load_suite(warm)
         path = Path(directory) / "suite_matching.yaml"
         path.write_text(yaml.safe_dump(suite_document(cells, exclude, include), default_flow_style=True, width=200))
