@@ -121,6 +121,33 @@ def _add_executor_args(run: argparse.ArgumentParser) -> None:
     group.add_argument("--wait", action="store_true", help="slurm: wait for the array instead of returning")
 
 
+def _add_sharing_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """alb bundle / verify / leaderboard (README: "Sharing results")."""
+    bundle = sub.add_parser("bundle", help="write a suite's finished cells and a manifest into one .tar.gz")
+    _add_suite_args(bundle)
+    bundle.add_argument("--out", type=Path, required=True, help="the bundle file to write, e.g. quickstart.tar.gz")
+    bundle.add_argument("--submitter", default=None, metavar="NAME", help="who ran it (shown on leaderboards)")
+    bundle.add_argument("--url", default=None, help="where to learn more (paper, repository)")
+    bundle.add_argument("--note", default=None, metavar="TEXT", help="a free note")
+    bundle.add_argument("--allow-partial", action="store_true",
+                        help="bundle the finished cells of a suite with unfinished or failed ones (marked partial)")
+    verify = sub.add_parser("verify", help="check a bundle's integrity and rerun some of its cells; "
+                                           "exit 1 when anything was changed or does not reproduce")
+    verify.add_argument("bundle", type=Path, help="a file written by 'alb bundle'")
+    verify.add_argument("--rerun", type=int, default=0, metavar="K", help="rerun K cells and compare each round")
+    verify.add_argument("--seed", type=int, default=0, metavar="S", help="which cells --rerun draws (default 0)")
+    verify.add_argument("--tolerance", type=float, default=None,
+                        help="accuracy difference allowed per round when the rerun's device, precision or "
+                             "threads differ from the bundle's (default 0.05); identical setups must match exactly")
+    verify.add_argument("--data-dir", type=Path, default=None, help="datasets for --rerun (default: $ALB_DATA or "
+                                                                    "./data)")
+    verify.add_argument("--record", action="store_true",
+                        help="write the outcome to BUNDLE.verify.json, which 'alb leaderboard' shows")
+    board = sub.add_parser("leaderboard", help="merge bundles into a static leaderboard site")
+    board.add_argument("bundles", type=Path, nargs="+", help="bundle files written by 'alb bundle'")
+    board.add_argument("--out", type=Path, required=True, help="folder of the site (index.html, leaderboard.json)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alb",
                                      description="alb: reproducible deep active learning benchmark")
@@ -182,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--at", type=_label_counts, default=None, metavar="N,N,...",
                         help="label counts for the tables, e.g. 2000,5000,10000 (default: 5 evenly spaced rounds)")
 
+    _add_sharing_parsers(sub)
+
     lister = sub.add_parser("list", help="show what is registered")
     lister.add_argument("what", choices=["strategies", "backbones", "datasets", "suites"])
     lister.add_argument("--details", action="store_true", help="show descriptions and facts")
@@ -206,9 +235,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from functools import partial
 
     from benchmark.executors import check_device_and_threads, run_with_executor
+    from benchmark.executors.common import pending_cells
+    from benchmark.plugins import check_cells
     from benchmark.progress import make_reporter
 
     check_device_and_threads(args)
+    check_cells(pending_cells(suite, store, args.force))  # a broken plugin: one error before any cell starts
     outcome = run_with_executor(args, suite, store, resolve_data_dir(args.data_dir),
                                 partial(make_reporter, quiet=args.quiet))
     if outcome is None:  # submitted to a cluster without --wait
@@ -291,10 +323,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     for entry in registry:
         if args.details:
             print(f"{entry.name:<{width}}  {entry.summary}\n{'':<{width}}  [{shown_facts(entry.info)}]")
+            origin = "alb" if entry.origin is None else f"plugin: {entry.origin.label()}"
+            print(f"{'':<{width}}  from {origin} ({entry.target})")
             if args.what == "strategies" and entry.info.kind == "plain":
-                print(f"{'':<{width}}  parameters: {_parameters(entry.load())}")
+                print(f"{'':<{width}}  parameters: {_parameters(registry.get(entry.name))}")
         else:
             print(entry.name)
+    for name, problem in registry.problems().items():
+        print(f"{name:<{width}}  (unusable plugin) {problem}", file=sys.stderr)
     if args.details and args.what == "datasets":
         print("\nby path: 'npz:PATH' (arrays x_train, y_train, x_test, y_test; uint8 images) and "
               "'image_folder:PATH' / 'image_folder:PATH:SIZE' (PATH/train/<class>/*, PATH/test/<class>/*, "
@@ -302,8 +338,43 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from benchmark.bundles.create import write_bundle
+    from benchmark.bundles.manifest import Submitter
+
+    outcome = write_bundle(args.suite, args.results, args.out, Submitter(name=args.submitter, url=args.url,
+                           note=args.note), args.allow_partial)
+    m = outcome.manifest
+    print(f"bundle: {len(m.cells)} of {len(m.suite.cells)} cells of suite '{m.suite.name}'"
+          f"{' (PARTIAL)' if m.partial else ''} -> {outcome.path} (digest {m.digest})")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from benchmark.bundles.rows import DEFAULT_TOLERANCE
+    from benchmark.bundles.verify import verify_bundle, write_record
+
+    if args.rerun < 0 or (args.tolerance is not None and args.tolerance < 0):
+        raise AlbError("--rerun and --tolerance must be non-negative")
+    tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
+    verification = verify_bundle(args.bundle, args.rerun, args.seed, args.data_dir, tolerance)
+    print("\n".join(verification.lines()))
+    if args.record:
+        print(f"record: {write_record(verification)}")
+    return 0 if verification.ok else 1
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from benchmark.leaderboard.site import build_site
+
+    site = build_site(args.bundles, args.out)
+    print(f"leaderboard: {site.boards} benchmark(s) from {site.bundles} bundle(s) in {args.out}; open "
+          f"{args.out / 'index.html'}")
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "status": cmd_status, "check": cmd_check, "report": cmd_report,
-            "list": cmd_list}
+            "list": cmd_list, "bundle": cmd_bundle, "verify": cmd_verify, "leaderboard": cmd_leaderboard}
 
 
 def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,

@@ -296,6 +296,8 @@ class CellConfig(StrictModel):
     @field_validator("initial_strategy")
     @classmethod
     def _initial_strategy(cls, v: str | None) -> str | None:
+        if v is not None and v not in STRATEGIES and v in STRATEGIES.problems():  # a broken plugin says why
+            raise ValueError(STRATEGIES.unknown_message(v))
         plain = initial_strategy_names()
         if v is not None and v not in plain:
             from benchmark.registry import did_you_mean
@@ -363,12 +365,20 @@ class CellConfig(StrictModel):
 
     def cell_id(self) -> str:
         """Content address: the same resolved configuration, run by the same versions of its components
-        (benchmark/versions.py), always gets the same id."""
-        from benchmark.versions import component_versions
+        (benchmark/versions.py) on the same content of its by-path inputs (benchmark/inputs.py), always gets
+        the same id."""
+        from benchmark.inputs import input_digests
+        from benchmark.versions import component_versions, plugin_identities
 
-        payload = json.dumps({"protocol": PROTOCOL_VERSION, "config": self.canonical(),
-                              "versions": component_versions(self)},
-                             sort_keys=True, separators=(",", ":"))
+        identity: dict[str, Any] = {"protocol": PROTOCOL_VERSION, "config": self.canonical(),
+                                    "versions": component_versions(self)}
+        inputs = input_digests(self)  # what a by-path dataset or checkpoint holds (issue 20.2); absent otherwise
+        if inputs:
+            identity["inputs"] = inputs
+        plugins = plugin_identities(self)  # a plugin's distribution, version and sources; absent for alb's own
+        if plugins:
+            identity["plugins"] = plugins
+        payload = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

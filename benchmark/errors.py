@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 # control characters (C0 but newline and tab, DEL, C1), bidirectional embeddings, overrides and isolates, zero-width
@@ -38,9 +39,26 @@ class ResultsLayoutError(AlbError):
     """A path in a results folder has the wrong kind (a file where a folder belongs, or the reverse)."""
 
 
+class NotRegularFileError(ResultsLayoutError):
+    """A path alb reads or appends to is a FIFO, a device, a socket or a folder: never opened, so never blocks."""
+
+    def __init__(self, path: str | os.PathLike[str], kind: str, st: os.stat_result | None = None) -> None:
+        super().__init__(f"{path} is {kind}, not a regular file; move it away")
+        self.path, self.kind, self.st = path, kind, st
+
+
 class AlbWarning(UserWarning):
     """A warning the CLI prints as one line, ``alb: warning: ...``."""
 
 
 class DamagedFileWarning(AlbWarning):
     """A result or checkpoint file was unusable and moved to quarantine, or a stray file was ignored."""
+
+
+class ClaimWarning(AlbWarning):
+    """A claim file was not a valid claim (or its heartbeat lay in the future) and was treated as stale."""
+
+
+class BundleError(AlbError):
+    """A file given as a submission bundle is not one (not a gzip tar, no valid manifest, unsafe members),
+    or a bundle cannot be written (unfinished cells without --allow-partial)."""

@@ -22,6 +22,7 @@ from benchmark.data.base import ImageDataset
 from benchmark.data.loading import load_dataset
 from benchmark.data.views import apply_view
 from benchmark.errors import ConfigError
+from benchmark.inputs import input_digests
 from benchmark.models.base import build_backbone
 from benchmark.pretrain import apply_backbone_state, initial_backbone_state
 from benchmark.seeding import derive_seed
@@ -156,7 +157,9 @@ class LearnerFactory:
             init_state = initial_backbone_state(
                 cfg.init, cfg.backbone, dataset, data.augmentation.hflip, cfg.seed, cfg.pretraining,
                 cache_dir=cache_dir, weights_dir=weights_dir, device=data.device, execution=data.execution,
-                dataset_key=json.dumps([cfg.dataset, cfg.view.model_dump() if cfg.view else None]))
+                # the content digest of a dataset by path: a rewritten file must not reuse the old pre-training
+                dataset_key=json.dumps([cfg.dataset, cfg.view.model_dump() if cfg.view else None,
+                                        input_digests({"dataset": cfg.dataset}).get("dataset")]))
         return cls(cfg, data, init_state)
 
     def build(self, round_index: int) -> Learner:

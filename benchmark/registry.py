@@ -15,9 +15,12 @@ import difflib
 import importlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from benchmark.errors import ConfigError
+
+if TYPE_CHECKING:
+    from benchmark.plugins import Origin
 
 T = TypeVar("T")
 
@@ -120,6 +123,7 @@ class Entry(Generic[T, I]):
     target: str
     summary: str
     info: I
+    origin: Origin | None = None  # None: alb's own; else the plugin's distribution and sources (benchmark.plugins)
 
     @property
     def module(self) -> str:
@@ -127,16 +131,30 @@ class Entry(Generic[T, I]):
 
     def load(self) -> T:
         module_name, _, attribute = self.target.partition(":")
-        return getattr(importlib.import_module(module_name), attribute)
+        if self.origin is None:
+            return getattr(importlib.import_module(module_name), attribute)  # type: ignore[no-any-return]
+        try:  # a plugin's import error names the plugin, never a traceback
+            obj: Any = importlib.import_module(module_name)
+            for part in attribute.split("."):
+                obj = getattr(obj, part)
+        except Exception as exc:
+            raise ConfigError(f"plugin '{self.name}' ({self.origin.label()}): cannot load {self.target} "
+                              f"({type(exc).__name__}: {exc})") from None
+        return obj  # type: ignore[no-any-return]
 
 
 class Registry(Generic[T, I]):
-    """Name -> lazily imported object, with duplicate checks and "did you mean" errors."""
+    """Name -> lazily imported object, with duplicate checks and "did you mean" errors.
+
+    alb's own entries are registered when their package is imported; plugins (benchmark.plugins) join on first
+    use: the entry points of the kind's group, and ``module.path:Attribute`` names when they are looked up."""
 
     def __init__(self, kind: str, info_type: type[I]) -> None:
         self.kind = kind
         self.info_type = info_type
         self._entries: dict[str, Entry[T, I]] = {}
+        self._problems: dict[str, str] = {}  # plugin name -> why it cannot be used
+        self._discovered = False
 
     def register(self, name: str, target: str, summary: str, info: I) -> None:
         if name in self._entries:
@@ -149,27 +167,91 @@ class Registry(Generic[T, I]):
             raise ValueError(f"{self.kind} '{name}': version must be a positive int, got {info.version!r}")
         self._entries[name] = Entry(name, target, summary, info)
 
+    # ---- plugins
+
+    def _add_plugin(self, name: str, load: Any) -> None:
+        """Register the plugin ``load()`` returns as (Declaration, Origin), or remember why it cannot be used."""
+        from benchmark import plugins
+
+        try:
+            declaration, origin = load()
+            problem = plugins.facts_problem(self.kind, declaration)
+            if problem is None and name in self._entries:
+                problem = f"its name is taken by {self._entries[name].target}; rename it in the entry point"
+        except ConfigError as exc:
+            self._problems[name] = str(exc)
+            return
+        if problem is not None:
+            self._problems[name] = f"{self.kind} plugin '{name}' ({origin.label()}): {problem}"
+            return
+        self._entries[name] = Entry(name, declaration.target, declaration.summary, declaration.info,
+                                    origin)  # type: ignore[arg-type]
+
+    def discover(self) -> None:
+        """Load the declarations of the kind's entry points (once per process)."""
+        if self._discovered:
+            return
+        self._discovered = True
+        from benchmark import plugins
+
+        for ep in plugins.entry_points(self.kind):
+            self._add_plugin(ep.name, lambda ep=ep: plugins.from_entry_point(self.kind, ep))
+
+    def _lookup(self, name: object) -> bool:
+        if name in self._entries:
+            return True
+        if not isinstance(name, str):
+            return False
+        self.discover()
+        if name not in self._entries and name not in self._problems:
+            from benchmark import plugins
+
+            if plugins.REFERENCE.match(name):
+                self._add_plugin(name, lambda: plugins.from_reference(self.kind, name))
+        return name in self._entries
+
+    def problems(self) -> dict[str, str]:
+        """Plugins that were found but cannot be used, with the reason."""
+        self.discover()
+        return dict(self._problems)
+
+    # ---- lookups
+
     def names(self) -> list[str]:
+        self.discover()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return self._lookup(name)
 
     def __iter__(self) -> Iterator[Entry[T, I]]:
         return iter(self._entries[name] for name in self.names())
 
     def entry(self, name: str) -> Entry[T, I]:
-        try:
-            return self._entries[name]
-        except KeyError:
-            raise ConfigError(self.unknown_message(name)) from None
+        if not self._lookup(name):
+            raise ConfigError(self.unknown_message(name))
+        return self._entries[name]
 
     def info(self, name: str) -> I:
         return self.entry(name).info
 
     def get(self, name: str) -> T:
-        return self.entry(name).load()
+        entry = self.entry(name)
+        obj = entry.load()
+        if entry.origin is not None:
+            from benchmark.plugins import check_target
+
+            check_target(self.kind, name, obj, entry.origin)
+        return obj
 
     def unknown_message(self, name: str) -> str:
+        if self._lookup(name):
+            return f"{self.kind} '{name}' is registered"
+        if name in self._problems:
+            return self._problems[name]
+        from benchmark.plugins import ENTRY_POINT_GROUPS
+
         allowed = ", ".join(self.names())
-        return f"unknown {self.kind} '{name}'. Allowed: {allowed}.{did_you_mean(name, self.names())}"
+        return (f"unknown {self.kind} '{name}'. Allowed: {allowed}.{did_you_mean(name, self.names())} "
+                f"A {self.kind} of another package is named 'module.path:Attribute' or registered by its entry "
+                f"point (group {ENTRY_POINT_GROUPS.get(self.kind, 'alb.*')}; see README 'Write your own strategy').")

@@ -82,7 +82,7 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
                                        weights_dir=ctx.data_dir / "weights")
     ctx.store.adopt_legacy_progress(cell.id)
     progress_path = ctx.store.progress_path(cell.id)
-    state = CellState.load(progress_path, cell.id)
+    state = CellState.load(progress_path, cell.id, pool_size=int(data.train_y.shape[0]))
     if state is None:
         chosen, seconds = _first_selection(cfg, learners.build(0))
         state = CellState(cell.id, labeled=chosen, pending=chosen, pending_seconds=seconds)
@@ -109,6 +109,15 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
     return state.rows
 
 
+def _check_inputs_unchanged(cell: Cell) -> None:
+    """The rows are stored under the id of the data the cell started from: a by-path input (npz, checkpoint)
+    rewritten while the cell ran would make them results of neither content, so the cell fails instead."""
+    if cell.config.cell_id() != cell.id:
+        raise AlbError(f"an input of cell {cell.id} given by path (dataset '{cell.config.dataset}', init "
+                       f"'{cell.config.init}') changed while the cell ran; its results are not stored. Leave the "
+                       "files alone during a run, then rerun the suite")
+
+
 FAULT_KILL_AFTER_ROUND = "ALB_FAULT_KILL_AFTER_ROUND"  # tests of retries: die after this round, once per cell
 FAULT_CELL = "ALB_FAULT_CELL"  # optional: only the cells whose id starts with this
 FAULT_EXIT_CODE = 75
@@ -133,7 +142,8 @@ def _first_selection(cfg: CellConfig, learner: Learner) -> tuple[np.ndarray, flo
     assert cfg.initial_strategy is not None
     params = (cfg.strategy_params or {}) if cfg.initial_strategy == cfg.strategy else {}
     strategy = STRATEGIES.get(cfg.initial_strategy)(**params)
-    chosen, seconds, _ = _select(strategy, learner, cfg, np.empty(0, np.int64), cfg.budget.initial, 0)
+    chosen, seconds, _ = _select(strategy, learner, cfg, np.empty(0, np.int64), cfg.budget.initial, 0,
+                                 STRATEGIES.info(cfg.initial_strategy).needs)
     return chosen, seconds
 
 
@@ -149,14 +159,15 @@ def _train_and_test(learner: Learner, state: CellState, round_index: int, events
 
 def _select_next(state: CellState, strategy: Strategy, learner: Learner, cfg: CellConfig, round_index: int) -> None:
     """The query that forms L_{r+1} (``round_index`` = r + 1), with the pseudo-labels for its training."""
-    chosen, seconds, pseudo = _select(strategy, learner, cfg, state.labeled, cfg.budget.query, round_index)
+    chosen, seconds, pseudo = _select(strategy, learner, cfg, state.labeled, cfg.budget.query, round_index,
+                                      STRATEGIES.info(cfg.strategy).needs)
     state.pending, state.pending_seconds = chosen, seconds
     state.labeled = np.concatenate([state.labeled, chosen])
     state.pseudo_index, state.pseudo_label = pseudo
 
 
 def _select(strategy: Strategy, learner: Learner, cfg: CellConfig, labeled: np.ndarray, budget: int,
-            round_index: int) -> tuple[np.ndarray, float, tuple[np.ndarray, np.ndarray]]:
+            round_index: int, needs: tuple[str, ...]) -> tuple[np.ndarray, float, tuple[np.ndarray, np.ndarray]]:
     """``budget`` new pool indices by ``strategy``, the seconds it took, and the pseudo-labels (pool indices,
     labels) that strategies such as CEAL give for the next round's training only (empty otherwise)."""
     start = time.perf_counter()
@@ -172,12 +183,13 @@ def _select(strategy: Strategy, learner: Learner, cfg: CellConfig, labeled: np.n
 
     rng = numpy_rng(cfg.seed, round_index, "select")
     sel_ctx = SelectionContext(unlabeled, labeled, rng, probs, round_index=round_index, pool=pool,
-                               labels=data.pool_labels() if "labels" in strategy.needs else None)
+                               labels=data.pool_labels() if "labels" in needs else None)
     chosen = np.asarray(strategy.select(sel_ctx, budget), dtype=np.int64)
     if len(np.unique(chosen)) != len(chosen) or not np.isin(chosen, unlabeled).all():
-        raise RuntimeError(f"strategy '{strategy.name}' returned duplicate or labeled indices")
+        name = cfg.strategy if round_index > 0 else cfg.initial_strategy
+        raise RuntimeError(f"strategy '{name}' returned duplicate or labeled indices")
     pseudo = (np.empty(0, np.int64), np.empty(0, np.int64))
-    if round_index > 0 and "pseudo_labels" in strategy.needs:
+    if round_index > 0 and "pseudo_labels" in needs:
         pseudo = strategy.pseudo_labels(sel_ctx, chosen)
     return chosen, time.perf_counter() - start, pseudo
 
@@ -240,6 +252,7 @@ def run_suite(suite: Suite, store: SuiteStore, device: str | None, data_dir: Pat
                 try:
                     events = reporter.cell_events(cell, cfg_rounds=cell.config.budget.rounds)
                     rows = run_cell(cell, ctx, events)
+                    _check_inputs_unchanged(cell)
                     store.write_result(cell.id, cell.config.canonical(), suite.axes, rows, meta)
                 except Exception as exc:
                     outcome.failed += 1

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
-from benchmark.claims import is_stale
+from benchmark.claims import is_stale, read_claim
 from benchmark.store import SuiteStore
 from benchmark.suite import Suite
 
@@ -26,8 +24,8 @@ def cell_state(store: SuiteStore, cell_id: str) -> str:
 def claim_holder(store: SuiteStore, cell_id: str) -> str:
     """Who runs the cell, from its claim: 'ray on node3 pid 123'; '' when unknown."""
     try:
-        owner = json.loads((store.claims_dir / f"{cell_id}.json").read_text())
-    except (OSError, ValueError):
+        owner, _ = read_claim(store.claims_dir / f"{cell_id}.json")
+    except (OSError, ValueError):  # gone since, or not a claim (InvalidClaimError is a ValueError)
         return ""
     return f"{owner.get('executor', 'local')} on {owner.get('host', '?')} pid {owner.get('pid', '?')}"
 

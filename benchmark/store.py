@@ -25,16 +25,23 @@ checked whenever it is found (the parquet footer, the schema, alb's metadata and
 the ``round`` and ``accuracy`` columns: one row per round 0..rounds) and read
 in full when loaded; one that fails is moved to the ``.quarantine/`` folder beside
 it with a warning, and its cell counts as not done, so ``alb run`` recomputes it.
+
+Anyone who can write to a shared results folder can plant files in it. alb opens only regular files (a FIFO
+or device is never opened, so never waited on), and follows symbolic links only for the results folder itself,
+``cells/`` and cell files it reads: a link where it writes (a suite's folder, ``events.jsonl``, ``.claims``,
+``.work``, ``.quarantine``, ``.drivers``) is a ResultsLayoutError, so nothing is written outside the folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import platform
 import re
 import socket
+import stat
 import subprocess
 import tempfile
 import warnings
@@ -42,11 +49,11 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from benchmark import __version__
 from benchmark.config import flatten
-from benchmark.errors import DamagedFileWarning, ResultsLayoutError
+from benchmark.errors import AlbError, DamagedFileWarning, NotRegularFileError, ResultsLayoutError
 
 RESULT_SUFFIX = ".parquet"
 METADATA_KEY = b"alb"
@@ -65,6 +72,7 @@ EVENTS_FILE = "events.jsonl"
 CELLS_DIR = "cells"  # RESULTS/cells/: every finished cell of every suite, by id
 SUITE_RECORD = "suite.json"  # written by benchmark/assumptions.py
 CELL_ID_PATTERN = re.compile(r"[0-9a-f]{16}")  # config.py: the first 16 hex digits of a sha256
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
@@ -107,37 +115,80 @@ def provenance(device: str) -> dict[str, str]:
             "python": platform.python_version()}
 
 
+def path_kind(mode: int) -> str:
+    """What a path that is not a regular file is, from its ``st_mode``: 'a folder', 'a FIFO (named pipe)', ..."""
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISLNK, "a symbolic link"))
+    return next((kind for test, kind in kinds if test(mode)), "a special file")
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for binary reading when it is a regular file (a link to one is followed); anything else
+    raises NotRegularFileError naming it. Never blocks: a FIFO or device is refused before it is opened, and
+    the open itself is non-blocking in case one was put in the file's place in between."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise NotRegularFileError(path, path_kind(st.st_mode), st)
+    try:
+        fd = os.open(path, os.O_RDONLY | _O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket put there since the stat
+            st = os.stat(path)
+            raise NotRegularFileError(path, path_kind(st.st_mode), st) from exc
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise NotRegularFileError(path, path_kind(st.st_mode), st)
+    if _O_NONBLOCK:
+        os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
 def cell_file_problem(path: Path, cell_id: str | None = None) -> str | None:
     """Why ``path`` is not a finished cell file (of ``cell_id``, default: its name), or None when it is one.
 
-    Cheap: reads the parquet footer (schema, alb's metadata, row count) and the ``round`` and ``accuracy``
-    columns. A file that cannot be read for lack of permission is not judged: PermissionError propagates."""
+    Cheap: reads the parquet footer (schema and its column types, alb's metadata, row count) and the ``round``
+    and ``accuracy`` columns; a FIFO or device is never opened. A file that cannot be read for lack of
+    permission is not judged: PermissionError propagates."""
+    try:
+        with open_regular(path) as fh:
+            return parquet_problem(fh, cell_id or path.name.removesuffix(RESULT_SUFFIX))
+    except NotRegularFileError as exc:
+        return f"it is {exc.kind}, not a regular file"
+
+
+def parquet_problem(fh: BinaryIO, expected_id: str) -> str | None:
+    """:func:`cell_file_problem` of an open file (left open, at any position)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if path.is_dir():
-        return "it is a folder, not a file"
-    expected_id = cell_id or path.name.removesuffix(RESULT_SUFFIX)
     try:
-        with pq.ParquetFile(path) as parquet:
+        with pq.ParquetFile(fh) as parquet:
             schema = parquet.schema_arrow
             missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
             if missing:
                 return f"it lacks the column(s) {', '.join(missing)}"
+            wrong = column_type_problem(schema)
+            if wrong:
+                return wrong
             meta = json.loads((schema.metadata or {}).get(METADATA_KEY, b"null"))
             if not isinstance(meta, dict):
                 return "it has no alb metadata"
             if meta.get("cell_id") != expected_id:
                 return f"its metadata names cell {meta.get('cell_id')!r}, not {expected_id!r}"
-            rounds = (meta.get("config") or {}).get("budget", {}).get("rounds")
-            if not isinstance(rounds, int) or rounds < 0:
+            config = meta.get("config")
+            budget = config.get("budget") if isinstance(config, dict) else None
+            rounds = budget.get("rounds") if isinstance(budget, dict) else None
+            if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
                 return "its metadata has no budget.rounds"
             if parquet.metadata.num_rows != rounds + 1:
                 return f"it has {parquet.metadata.num_rows} rows, the cell has {rounds + 1} rounds"
             columns = parquet.read(columns=["round", "accuracy"])
     except (PermissionError, FileNotFoundError):
         raise
-    except (pa.ArrowException, OSError, ValueError, AttributeError) as exc:
+    except (pa.ArrowException, OSError, ValueError, AttributeError, TypeError, RecursionError) as exc:
         return f"it cannot be read ({type(exc).__name__}: {exc})"
     if columns.column("round").to_pylist() != list(range(rounds + 1)):
         return f"its rounds are not 0..{rounds}"
@@ -146,27 +197,95 @@ def cell_file_problem(path: Path, cell_id: str | None = None) -> str | None:
     return None
 
 
+def _is_text(t: Any) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
+def _is_number(t: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t))
+
+
+def _is_integers(t: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_integer(t))
+
+
+def _is_integer_list(t: Any) -> bool:
+    import pyarrow as pa
+
+    return bool((pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_integer(t.value_type))
+
+
+# the type each result column must have (a report aggregates them); optional ones may also be all null
+_REQUIRED_TYPES = {"suite": ("text", _is_text), "cell_id": ("text", _is_text), "round": ("integers", _is_integers),
+                   "n_labeled": ("integers", _is_integers), "accuracy": ("numbers", _is_number),
+                   "selected": ("lists of integers", _is_integer_list)}
+_OPTIONAL_TYPES = {"n_pseudo_labeled": ("integers", _is_integers), "macro_f1": ("numbers", _is_number),
+                   "train_loss": ("numbers", _is_number), "train_seconds": ("numbers", _is_number),
+                   "query_seconds": ("numbers", _is_number)}
+
+
+def column_type_problem(schema: Any) -> str | None:
+    """Which result column of the arrow ``schema`` has the wrong type (strings in ``accuracy``, ...), or None."""
+    import pyarrow as pa
+
+    for name, (what, fits) in (_REQUIRED_TYPES | _OPTIONAL_TYPES).items():
+        if name not in schema.names:
+            continue
+        t = schema.field(name).type
+        if not fits(t) and not (name in _OPTIONAL_TYPES and pa.types.is_null(t)):
+            return f"its column {name} holds {t}, not {what}"
+    return None
+
+
 def quarantine(path: Path, why: str, suite_dir: Path | None = None,
                expected: os.stat_result | None = None) -> Path | None:
     """Move the damaged ``path`` to ``<suite_dir>/.quarantine/<name>.<UTC time>`` (suite_dir: its folder) with
     a warning naming both; returns where it went, or None when it is gone or was replaced since ``expected``
-    (its stat when it was judged: another process may have just written a good file in its place)."""
+    (its stat when it was judged: another process may have just written a good file in its place).
+
+    When it cannot be moved (a read-only results folder, no permission, a symbolic link where the quarantine
+    folder belongs: alb never moves files through a link) it is left in place with a warning: still never
+    counted, so reading commands work on read-only results."""
     folder = (suite_dir or path.parent) / QUARANTINE_DIR
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     target = folder / f"{path.name}.{stamp}"
     try:
         if expected is not None and _identity(path.stat()) != _identity(expected):
             return None
-        folder.mkdir(parents=True, exist_ok=True)
-        os.rename(path, target)
+        _move_into(path, folder, target.name)
     except FileNotFoundError:
         return None  # another process moved it first
-    except PermissionError:  # a read-only results folder: still never counted, but left where it is
-        warnings.warn(f"{path} cannot be used ({why}); ignored (no permission to move it to {folder})",
-                      DamagedFileWarning, stacklevel=2)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        warnings.warn(f"{path} cannot be used ({why}); ignored and left in place (cannot move it to {folder}: "
+                      f"{reason})", DamagedFileWarning, stacklevel=2)
         return None
     warnings.warn(f"{path} cannot be used ({why}); moved to {target}", DamagedFileWarning, stacklevel=2)
     return target
+
+
+def _move_into(path: Path, folder: Path, name: str) -> None:
+    """Rename ``path`` to ``folder/name``, creating ``folder``; never through a symbolic link in its place (the
+    move goes through a descriptor opened without following links, so a link put there meanwhile fails too)."""
+    if folder.is_symlink():
+        raise OSError(errno.ELOOP, "it is a symbolic link; alb never moves files through a link", str(folder))
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.rename not in os.supports_dir_fd:  # Windows: no descriptor-relative rename
+        os.rename(path, folder / name)
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        os.rename(path, name, dst_dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -188,7 +307,9 @@ class SuiteStore:
         self.check_layout()
 
     def check_layout(self) -> None:
-        """A clear error when a folder of the layout is a file or ``events.jsonl`` a folder (before any work)."""
+        """A clear error, before any work, when a folder of the layout is a file, ``events.jsonl`` is not a
+        regular file, or a path alb writes to is a symbolic link (only the results folder and ``cells/`` are
+        followed: a link anywhere else could make alb write outside the results folder)."""
         hints = {self.root: "pass another --results or move the file away",
                  self.dir: "move the file away or pass another --results",
                  self.cells_dir: "move the file away (alb keeps the finished cells of every suite there)",
@@ -199,9 +320,17 @@ class SuiteStore:
         for folder, hint in hints.items():
             if folder.exists() and not folder.is_dir():
                 raise ResultsLayoutError(f"{folder} is a file where alb needs a folder; {hint}")
+        for path in (self.dir, self.claims_dir, self.cells_dir / ".work", self.quarantine_dir,
+                     self.dir / QUARANTINE_DIR, self.dir / ".drivers", self.dir / EVENTS_FILE):
+            if path.is_symlink():
+                raise ResultsLayoutError(
+                    f"{path} is a symbolic link (to {os.readlink(path)}); alb never writes through a link inside a "
+                    "results folder (it follows links only for the results folder itself and its cells/ folder): "
+                    "replace the link with what it points to, or remove it")
         events = self.dir / EVENTS_FILE
         if events.exists() and not events.is_file():
-            raise ResultsLayoutError(f"{events} is a folder where alb appends its events log; move it away")
+            raise ResultsLayoutError(f"{events} is {path_kind(events.stat().st_mode)} where alb appends its events "
+                                     "log (a regular file); move it away")
 
     def result_path(self, cell_id: str) -> Path:
         """Where the cell's result is written (``RESULTS/cells/<id>.parquet``)."""
@@ -257,25 +386,41 @@ class SuiteStore:
         if not os.path.lexists(path):
             return False
         try:
-            before = path.stat()
+            before: os.stat_result | None = path.stat()
             why = cell_file_problem(path, cell_id)
-        except FileNotFoundError:
+        except FileNotFoundError:  # gone, or a link to nothing: not done (a result written later replaces it)
             return False
+        except PermissionError:
+            raise
+        except OSError as exc:  # a loop of symbolic links, an I/O error: damaged like an unreadable file
+            before, why = None, f"it cannot be opened ({exc.strerror or exc})"
         if why is None:
             return True
         moved = quarantine(path, why, path.parent, expected=before)
         if moved is not None:
-            with contextlib.suppress(OSError):  # the move itself is what matters; the log is a courtesy
+            # the move itself is what matters; the log is a courtesy
+            with contextlib.suppress(OSError, AlbError):
                 self.log_event("file_quarantined", cell_id=cell_id, path=str(path), moved_to=str(moved),
                                reason=why)
         return False
 
     def log_event(self, event: str, **fields: Any) -> None:
-        """Append one line; O_APPEND writes of one short line do not interleave."""
+        """Append one line; O_APPEND writes of one short line do not interleave. Never through a symbolic link
+        and never blocking on a FIFO: anything but a regular file there is a ResultsLayoutError."""
         self.dir.mkdir(parents=True, exist_ok=True)
         line = json.dumps({"time": now_iso(), "pid": os.getpid(), "event": event, **fields}) + "\n"
-        fd = os.open(self.dir / EVENTS_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        path = self.dir / EVENTS_FILE
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | _O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
         try:
+            fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENXIO) or path.is_symlink():  # a link, or a FIFO nobody reads
+                self.check_layout()
+            raise
+        try:
+            kind = os.fstat(fd).st_mode
+            if not stat.S_ISREG(kind):
+                raise NotRegularFileError(path, path_kind(kind))
             os.write(fd, line.encode())
         finally:
             os.close(fd)
@@ -283,15 +428,19 @@ class SuiteStore:
     def write_result(self, cell_id: str, config: dict[str, Any], axes: list[str],
                      rows: list[dict[str, Any]], meta: dict[str, str]) -> Path:
         """One parquet per cell: config columns + the versions of its components (version.strategy, ...;
-        benchmark/versions.py) + per-round rows + provenance columns."""
+        benchmark/versions.py) + the digests of its by-path inputs (input.dataset, input.init;
+        benchmark/inputs.py) + per-round rows + provenance columns."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from benchmark.versions import version_columns
+        from benchmark.inputs import input_columns
+        from benchmark.versions import plugin_columns, version_columns
 
         config_columns = {k: (json.dumps(v) if isinstance(v, list | dict) else v)
                           for k, v in flatten(config).items()}
         config_columns.update(version_columns(config))
+        config_columns.update(input_columns(config))
+        config_columns.update(plugin_columns(config))
         records = [{"suite": self.suite_name, "cell_id": cell_id, **config_columns, **row, **meta}
                    for row in rows]
         table = pa.Table.from_pylist(records)
@@ -320,7 +469,8 @@ class SuiteStore:
 def read_cell_metadata(path: Path) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
-    return json.loads(pq.read_schema(path).metadata[METADATA_KEY])
+    with open_regular(path) as fh:
+        return json.loads(pq.read_schema(fh).metadata[METADATA_KEY])
 
 
 def result_files(dirs: Iterable[str | Path]) -> list[Path]:
@@ -341,19 +491,19 @@ def _is_alb_cell(path: Path) -> bool:
     file someone put there, ignored with a warning but never moved)."""
     if CELL_ID_PATTERN.fullmatch(path.name.removesuffix(RESULT_SUFFIX)):
         return True
-    if not path.is_file():
-        return False
     import pyarrow.parquet as pq
 
     try:
-        return METADATA_KEY in (pq.read_schema(path).metadata or {})
-    except Exception:  # unreadable and not named like a cell: not ours
+        with open_regular(path) as fh:
+            return METADATA_KEY in (pq.read_schema(fh).metadata or {})
+    except Exception:  # unreadable, not a regular file, and not named like a cell: not ours
         return False
 
 
 def _read_cell(path: Path) -> Any:
     """The cell file's rows as a pandas DataFrame, or None (a stray file warned about, a damaged cell
-    quarantined)."""
+    quarantined). The file is opened once, checked and read through the same descriptor, and only when it
+    is a regular file (a FIFO is never waited on)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -363,14 +513,18 @@ def _read_cell(path: Path) -> Any:
         return None
     before = None
     try:
-        before = path.stat()
-        why = cell_file_problem(path)
-        if why is None:
-            return pq.read_table(path).to_pandas()
+        with open_regular(path) as fh:
+            before = os.fstat(fh.fileno())
+            why = parquet_problem(fh, path.name.removesuffix(RESULT_SUFFIX))
+            if why is None:
+                fh.seek(0)
+                return pq.read_table(fh).to_pandas()
     except FileNotFoundError:
         return None
     except PermissionError:
         raise
+    except NotRegularFileError as exc:
+        before, why = exc.st, f"it is {exc.kind}, not a regular file"
     except (pa.ArrowException, OSError) as exc:  # footer fine, but a data page is damaged
         why = f"it cannot be read ({type(exc).__name__}: {exc})"
     quarantine(path, why, expected=before)
@@ -436,8 +590,9 @@ def _suite_records(folder: Path) -> list[Path]:
 def _record_cell_ids(record: Path) -> list[str]:
     """The cell ids a ``suite.json`` lists; none when it cannot be read (its folder's own files still load)."""
     try:
-        cells = json.loads(record.read_text(encoding="utf-8")).get("cells", [])
-    except (OSError, ValueError, AttributeError):
+        with open_regular(record) as fh:
+            cells = json.loads(fh.read().decode("utf-8")).get("cells", [])
+    except (OSError, ValueError, AttributeError, AlbError):
         return []
     return [c for c in cells if isinstance(c, str) and CELL_ID_PATTERN.fullmatch(c)] if isinstance(cells, list) \
         else []

@@ -16,6 +16,8 @@ tests/test_versions.py fails when a source changed without the file being update
 from __future__ import annotations
 
 import argparse
+import ast
+import functools
 import hashlib
 import json
 import sys
@@ -25,14 +27,18 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from benchmark.config import CellConfig
+    from benchmark.plugins import Origin
 
-# the supervised / semi-supervised trainer: benchmark/training/*.py and the shared ops it computes with
-TRAINER_VERSION = 1
-# test metrics (evaluate) and label propagation's kNN graph + conjugate gradient (training.semi)
-TRAINER_OPS = ("benchmark/ops/metrics.py", "benchmark/ops/graph.py")
-# starting weights other than scratch (config.INIT_CHOICES; checkpoint:PATH is "checkpoint")
+# the AL loop's network side: the trainer (benchmark/training), the learner, the pool passes every strategy reads
+# (strategies/pool_model.py) and the round loop (runner.py), with everything they import
+# 2: split_batches merged a trailing singleton into the wrong slot (a sample trained twice per epoch, a batch lost)
+TRAINER_VERSION = 2
+TRAINER_ROOTS = ("benchmark.learner", "benchmark.runner", "benchmark.cell_state", "benchmark.strategies.pool_model")
+# starting weights other than scratch (config.INIT_CHOICES; checkpoint:PATH is "checkpoint"); the one version of
+# each method, also the key of its pre-training cache (benchmark/pretrain/cache.py)
 # deepcluster 2: one shared k-means (benchmark/ops/kmeans.py, greedy k-means++ seeding) changed its pseudo-labels
-INIT_VERSIONS: dict[str, int] = {"simsiam": 1, "deepcluster": 2, "rotation": 1, "imagenet": 1, "checkpoint": 1}
+# simsiam 2, deepcluster 3, rotation 2: the split_batches fix (see TRAINER_VERSION 2) changed their batches
+INIT_VERSIONS: dict[str, int] = {"simsiam": 2, "deepcluster": 3, "rotation": 2, "imagenet": 1, "checkpoint": 1}
 # datasets given by path (benchmark.data.parse_spec)
 PARAMETRIC_DATASET_VERSIONS: dict[str, int] = {"npz": 1, "image_folder": 1}
 
@@ -41,15 +47,20 @@ UNKNOWN = "unknown"  # the version of a component in results written before vers
 ROOT = Path(__file__).resolve().parent.parent
 FINGERPRINT_FILE = Path(__file__).resolve().parent / "component_fingerprints.json"
 
-_PRETRAIN_SHARED = ("benchmark/pretrain/common.py", "benchmark/pretrain/settings.py")
-INIT_SOURCES: dict[str, tuple[str, ...]] = {
-    "simsiam": ("benchmark/pretrain/simsiam.py", "benchmark/pretrain/blur.py", *_PRETRAIN_SHARED),
-    "deepcluster": ("benchmark/pretrain/deepcluster.py", "benchmark/pretrain/kmeans.py", "benchmark/ops/kmeans.py",
-                    *_PRETRAIN_SHARED),
-    "rotation": ("benchmark/pretrain/rotation.py", *_PRETRAIN_SHARED),
-    "imagenet": ("benchmark/models/imagenet.py", "benchmark/pretrain/initial.py"),
-    "checkpoint": ("benchmark/pretrain/checkpoint.py", "benchmark/pretrain/initial.py"),
+INIT_ROOTS: dict[str, tuple[str, ...]] = {
+    "simsiam": ("benchmark.pretrain.simsiam",),
+    "deepcluster": ("benchmark.pretrain.deepcluster",),
+    "rotation": ("benchmark.pretrain.rotation",),
+    "imagenet": ("benchmark.models.imagenet", "benchmark.pretrain.initial"),
+    "checkpoint": ("benchmark.pretrain.checkpoint", "benchmark.pretrain.initial"),
 }
+# modules that cannot change a number: messages, files, locks, progress, suite expansion (whatever it changes is
+# in the resolved configuration, hence the cell id), reports. Import closures stop at them.
+NOT_COMPUTING = frozenset({
+    "benchmark.errors", "benchmark.store", "benchmark.claims", "benchmark.progress", "benchmark.ops.locks",
+    "benchmark.versions", "benchmark.suite", "benchmark.assumptions", "benchmark.published", "benchmark.report",
+    "benchmark.cli", "benchmark.executors", "benchmark.status",
+})
 
 
 def init_method(init: str) -> str:
@@ -93,6 +104,42 @@ def component_versions(config: CellConfig | dict[str, Any]) -> dict[str, int]:
     return versions
 
 
+def component_origins(config: CellConfig | dict[str, Any]) -> dict[str, Origin]:
+    """The plugins among the components a cell runs (same roles as :func:`component_versions`): their
+    distribution, version and sources enter the cell id and the rows (benchmark.plugins)."""
+    from benchmark.data import DATASETS, parse_spec
+    from benchmark.models import BACKBONES
+    from benchmark.strategies import STRATEGIES, phase_strategies
+
+    c = config if isinstance(config, dict) else config.canonical()
+    roles: list[tuple[str, Any, str]] = []
+    if "strategy" in c:
+        initial, rounds = phase_strategies(c["strategy"], c.get("initial_strategy"))
+        roles += [("strategy", STRATEGIES, c["strategy"]), ("initial_strategy", STRATEGIES, initial),
+                  ("rounds_strategy", STRATEGIES, rounds)]
+    if "backbone" in c:
+        roles.append(("backbone", BACKBONES, c["backbone"]))
+    if "dataset" in c and parse_spec(c["dataset"]) is None:
+        roles.append(("dataset", DATASETS, c["dataset"]))
+    origins = {}
+    for role, registry, name in roles:
+        origin = registry.entry(name).origin
+        if origin is not None:
+            origins[role] = origin
+    return origins
+
+
+def plugin_identities(config: CellConfig | dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {role: origin.identity() for role, origin in component_origins(config).items()}
+
+
+def plugin_columns(config: CellConfig | dict[str, Any]) -> dict[str, str]:
+    """{'plugin.strategy': 'alb-example-plugin==0.1.0 sha256:...', ...} for the plugins a cell runs."""
+    from benchmark.plugins import PLUGIN_PREFIX
+
+    return {f"{PLUGIN_PREFIX}{role}": origin.column() for role, origin in component_origins(config).items()}
+
+
 def version_columns(config: CellConfig | dict[str, Any]) -> dict[str, int]:
     """``component_versions`` as result columns: {'version.strategy': 1, ...}."""
     return {f"{VERSION_PREFIX}{k}": v for k, v in component_versions(config).items()}
@@ -101,12 +148,62 @@ def version_columns(config: CellConfig | dict[str, Any]) -> dict[str, int]:
 # ---- fingerprints of the components' sources -------------------------------------------------
 
 
-def _module_file(module: str) -> str:
-    return module.replace(".", "/") + ".py"
+def _module_path(module: str) -> Path | None:
+    """The source file of a module of ``benchmark`` (a package: its __init__.py), None for anything else."""
+    if module != "benchmark" and not module.startswith("benchmark."):
+        return None
+    base = ROOT / module.replace(".", "/")
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _excluded(module: str) -> bool:
+    return any(module == m or module.startswith(m + ".") for m in NOT_COMPUTING)
+
+
+@functools.cache
+def module_imports(module: str) -> frozenset[str]:
+    """The modules of ``benchmark`` that ``module`` imports, at its top and inside functions (what
+    ``typing.TYPE_CHECKING`` guards never runs, so it is left out). ``from P import name`` names module
+    P.name when that is a module, else P."""
+    path = _module_path(module)
+    if path is None:
+        return frozenset()
+    tree = ast.parse(path.read_text(), filename=str(path))
+    type_only = {id(node) for branch in ast.walk(tree) if isinstance(branch, ast.If)
+                 and "TYPE_CHECKING" in ast.unparse(branch.test) for node in ast.walk(branch)}
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                found.add(sub if _module_path(sub) is not None else node.module)
+    return frozenset(m for m in found if _module_path(m) is not None)
+
+
+def import_closure(roots: Sequence[str]) -> tuple[str, ...]:
+    """The source files (relative to the repository root) of ``roots`` and every module of ``benchmark`` they
+    import, directly or not, stopping at the modules that cannot change a number (NOT_COMPUTING)."""
+    seen: set[str] = set()
+    stack = [m for m in roots if _module_path(m) is not None]
+    while stack:
+        module = stack.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        stack.extend(m for m in module_imports(module) if m not in seen and not _excluded(m))
+    return tuple(sorted({str(_module_path(m).relative_to(ROOT)) for m in seen}))  # type: ignore[union-attr]
 
 
 def component_sources() -> dict[str, tuple[int, tuple[str, ...]]]:
-    """component -> (version, its source files relative to the repository root)."""
+    """component -> (version, its source files relative to the repository root: the import closure of the
+    modules it runs)."""
     from benchmark.data import DATASETS
     from benchmark.models import BACKBONES
     from benchmark.strategies import STRATEGIES
@@ -114,14 +211,16 @@ def component_sources() -> dict[str, tuple[int, tuple[str, ...]]]:
     components: dict[str, tuple[int, tuple[str, ...]]] = {}
     for kind, registry in (("strategy", STRATEGIES), ("backbone", BACKBONES), ("dataset", DATASETS)):
         for entry in registry:
-            components[f"{kind}:{entry.name}"] = (entry.info.version, (_module_file(entry.module),))
+            if entry.origin is not None:  # a plugin: identified by its own sources (benchmark.plugins)
+                continue
+            components[f"{kind}:{entry.name}"] = (entry.info.version, import_closure([entry.module]))
     for kind, version in PARAMETRIC_DATASET_VERSIONS.items():
-        components[f"dataset:{kind}"] = (version, ("benchmark/data/image_sets.py",))
-    trainer = tuple(sorted([*(str(p.relative_to(ROOT)) for p in (ROOT / "benchmark" / "training").glob("*.py")),
-                            *TRAINER_OPS]))
-    components["trainer"] = (TRAINER_VERSION, trainer)
+        components[f"dataset:{kind}"] = (version, import_closure(["benchmark.data.image_sets"]))
+    trainer_roots = [*TRAINER_ROOTS, *(f"benchmark.training.{p.stem}"
+                                       for p in sorted((ROOT / "benchmark" / "training").glob("*.py")))]
+    components["trainer"] = (TRAINER_VERSION, import_closure(trainer_roots))
     for method, version in INIT_VERSIONS.items():
-        components[f"pretraining:{method}"] = (version, INIT_SOURCES[method])
+        components[f"pretraining:{method}"] = (version, import_closure(INIT_ROOTS[method]))
     return components
 
 

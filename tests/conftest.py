@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +115,29 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def finishes_within(seconds: float, call: Callable[[], Any], folders: Sequence[Path]) -> Any:
+    """``call()`` in a thread; fails the test when it has not returned after ``seconds`` (a hang on a FIFO),
+    after unblocking it: every FIFO under ``folders`` gets a reader and a writer, so the thread can end."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # re-raised in the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        fifos = [p for f in folders for p in Path(f).rglob("*") if p.is_fifo()]
+        for fifo in fifos:
+            for flags in (os.O_RDONLY | os.O_NONBLOCK, os.O_WRONLY | os.O_NONBLOCK):
+                with contextlib.suppress(OSError):
+                    os.close(os.open(fifo, flags))
+        pytest.fail(f"still running after {seconds} s (blocked on one of the FIFOs {fifos}?)")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from benchmark.config import TrainingConfig
 from benchmark.data import DATASETS
@@ -102,3 +104,18 @@ def test_training_learns_digits_and_evaluation_is_in_eval_mode(tmp_path: Path) -
     metrics = evaluate(model, data.test_x, data.test_y, norm, 10)
     assert not model.training
     assert metrics["accuracy"] > 0.8 and 0 < metrics["macro_f1"] <= 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(min_value=1, max_value=400), batch_size=st.integers(min_value=1, max_value=130))
+def test_every_epoch_visits_each_sample_exactly_once(n: int, batch_size: int) -> None:
+    """Issue 20.1: split_batches(arange(65), 32) used to cover 33 distinct samples."""
+    from benchmark.training.loop import epoch_batches, split_batches
+
+    for batches in (split_batches(torch.arange(n), batch_size),
+                    epoch_batches(n, batch_size, torch.Generator().manual_seed(n), torch.device("cpu"))):
+        seen = torch.cat(batches)
+        assert sorted(seen.tolist()) == list(range(n))
+        if n >= 2 and batch_size >= 2:  # batch norm never sees a lone sample
+            assert min(b.numel() for b in batches) >= 2
+        assert max(b.numel() for b in batches) <= batch_size + 1

@@ -7,8 +7,11 @@ never a traceback; a valid cell file is never moved.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,10 +19,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import write_suite
+from conftest import finishes_within, write_suite
 
 from benchmark import cli
-from benchmark.errors import DamagedFileWarning
+from benchmark.errors import ClaimWarning, DamagedFileWarning
 from benchmark.store import QUARANTINE_DIR, load_results
 from benchmark.suite import load_suite
 
@@ -317,3 +320,262 @@ def test_os_errors_stop_at_the_cli_with_the_traceback_in_the_events_log_and_unde
     assert cli.main(["--debug", "run", str(suite), "--results", str(results), *RUN]) == cli.EXIT_USAGE
     err = capsys.readouterr().err
     assert "Traceback" in err and "PermissionError" in err and err.splitlines()[-1].startswith("alb: error: ")
+
+
+# -- 4. files a writer can plant in a results folder (issue 20) ----------------------------------------------
+
+def _status_line(suite: Path, results: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    assert finishes_within(60, lambda: cli.main(["status", str(suite), "--results", str(results)]),
+                           [results]) == 0
+    return capsys.readouterr().out.splitlines()[-1]
+
+
+def test_fifo_in_a_cell_files_place_is_quarantined_never_waited_on(
+        copy: tuple[Path, Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        count_training: Callable[[], list[int]]) -> None:
+    suite, results, (planted_id, good_id) = copy
+    cells_dir = results / "cells"
+    expected = _rows(results, planted_id)
+    fifo = cells_dir / f"{planted_id}.parquet"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    with pytest.warns(DamagedFileWarning, match=f"{planted_id}.parquet cannot be used \\(it is a FIFO "
+                                                "\\(named pipe\\), not a regular file\\); moved to"):
+        assert _status_line(suite, results, capsys).endswith("2 cells: 1 done, 1 pending")
+    assert [n.split(".parquet.")[0] for n in _quarantined(cells_dir)] == [planted_id]
+
+    os.mkfifo(fifo)  # report and check load the cells
+    with pytest.warns(DamagedFileWarning, match=f"{planted_id}.parquet cannot be used \\(it is a FIFO"):
+        frame = finishes_within(60, lambda: load_results(results), [results])
+    assert set(frame["cell_id"]) == {good_id}
+
+    os.mkfifo(fifo)  # run: recomputed, the FIFO moved aside
+    calls = count_training()
+    with pytest.warns(DamagedFileWarning, match="FIFO"):
+        assert finishes_within(300, lambda: cli.main(["run", str(suite), "--results", str(results), *RUN]),
+                               [results]) == 0
+    assert len(calls) == ROUNDS_PER_CELL and _rows(results, planted_id) == expected
+    assert len(_quarantined(cells_dir)) == 3
+
+
+def test_fifo_in_a_claims_place_is_a_stale_claim_named_in_a_warning(
+        copy: tuple[Path, Path, list[str]], capsys: pytest.CaptureFixture[str],
+        count_training: Callable[[], list[int]]) -> None:
+    suite, results, (cell_id, _) = copy
+    (results / "cells" / f"{cell_id}.parquet").unlink()
+    claim = results / "cells" / ".claims" / f"{cell_id}.json"
+    claim.parent.mkdir(exist_ok=True)
+    os.mkfifo(claim)
+    with pytest.warns(ClaimWarning, match=f"claim {claim} holds nothing: it is a FIFO .*treated as stale"):
+        assert _status_line(suite, results, capsys).endswith("2 cells: 1 done, 1 pending")
+    calls = count_training()
+    with pytest.warns(ClaimWarning, match="FIFO"):
+        assert finishes_within(300, lambda: cli.main(["run", str(suite), "--results", str(results), *RUN]),
+                               [results]) == 0
+    assert len(calls) == ROUNDS_PER_CELL and not claim.exists()  # taken over, then released
+
+
+def test_fifo_events_log_is_named_a_fifo_not_a_folder(copy: tuple[Path, Path, list[str]],
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    suite, results, _ = copy
+    events = results / "hostile" / "events.jsonl"
+    events.unlink()
+    os.mkfifo(events)
+    capsys.readouterr()
+    assert finishes_within(60, lambda: cli.main(["run", str(suite), "--results", str(results), *RUN]),
+                           [results]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    _one_clean_error_line(err, events)
+    assert "is a FIFO (named pipe) where alb appends its events log" in err and "folder" not in err
+
+
+def _outside(results: Path) -> Path:
+    """A folder beside the results folder that a planted link points into; nothing may be written there."""
+    outside = results.parent / "outside"
+    outside.mkdir(exist_ok=True)
+    return outside
+
+
+def _events_links_outside(results: Path, cell_id: str) -> Path:
+    path = results / "hostile" / "events.jsonl"
+    path.unlink()
+    (_outside(results) / "victim").write_text("mine\n")
+    path.symlink_to(_outside(results) / "victim")
+    return path
+
+
+def _quarantine_links_outside(results: Path, cell_id: str) -> Path:
+    path = results / "cells" / QUARANTINE_DIR
+    path.symlink_to(_outside(results), target_is_directory=True)
+    return path
+
+
+def _claims_link_outside(results: Path, cell_id: str) -> Path:
+    path = results / "cells" / ".claims"
+    shutil.rmtree(path, ignore_errors=True)
+    path.symlink_to(_outside(results), target_is_directory=True)
+    return path
+
+
+LINKS = {"events.jsonl links outside": _events_links_outside, ".quarantine links outside": _quarantine_links_outside,
+         ".claims links outside": _claims_link_outside}
+
+
+@pytest.mark.parametrize("layout", LINKS)
+def test_a_link_out_of_the_results_folder_is_never_written_through(
+        layout: str, copy: tuple[Path, Path, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
+    suite, results, (cell_id, good_id) = copy
+    _truncated(results / "cells" / f"{cell_id}.parquet", results / "cells" / f"{good_id}.parquet")
+    link = LINKS[layout](results, cell_id)
+    before = {p.name: p.read_bytes() for p in _outside(results).iterdir()}
+    for command in (["status", str(suite), "--results", str(results)],
+                    ["run", str(suite), "--results", str(results), *RUN]):
+        capsys.readouterr()
+        assert cli.main(command) == cli.EXIT_USAGE, command
+        err = capsys.readouterr().err
+        _one_clean_error_line(err, link)
+        assert "is a symbolic link" in err
+    assert {p.name: p.read_bytes() for p in _outside(results).iterdir()} == before
+
+
+def test_report_leaves_a_damaged_cell_in_place_rather_than_move_it_through_a_linked_quarantine(
+        copy: tuple[Path, Path, list[str]]) -> None:
+    _, results, (damaged_id, good_id) = copy
+    damaged = results / "cells" / f"{damaged_id}.parquet"
+    _truncated(damaged, results / "cells" / f"{good_id}.parquet")
+    link = _quarantine_links_outside(results, damaged_id)
+    with pytest.warns(DamagedFileWarning, match=f"left in place \\(cannot move it to {link}: it is a symbolic"):
+        frame = load_results(results)  # `alb report` reads without SuiteStore's layout check
+    assert set(frame["cell_id"]) == {good_id}
+    assert damaged.is_file() and list(_outside(results).iterdir()) == []
+
+
+def test_results_folder_and_cells_folder_may_be_links(finished: tuple[Path, Path], tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    suite, original = finished
+    shutil.copytree(original / "hostile", tmp_path / "real" / "hostile")
+    shutil.copytree(original / "cells", tmp_path / "shared-cells")
+    (tmp_path / "real" / "cells").symlink_to(tmp_path / "shared-cells", target_is_directory=True)
+    results = tmp_path / "results"
+    results.symlink_to(tmp_path / "real", target_is_directory=True)
+    assert _status_line(suite, results, capsys).endswith("2 cells: 2 done")
+    assert cli.main(["run", str(suite), "--results", str(results), *RUN]) == 0
+    assert cli.main(["report", str(results), "--out", str(tmp_path / "report")]) == 0
+
+
+def test_claim_with_a_heartbeat_far_in_the_future_does_not_block_its_cell(
+        copy: tuple[Path, Path, list[str]], capsys: pytest.CaptureFixture[str],
+        count_training: Callable[[], list[int]]) -> None:
+    suite, results, (cell_id, _) = copy
+    (results / "cells" / f"{cell_id}.parquet").unlink()
+    claim = results / "cells" / ".claims" / f"{cell_id}.json"
+    claim.parent.mkdir(exist_ok=True)
+    claim.write_text(json.dumps({"host": "elsewhere", "pid": 4242, "token": "t", "executor": "local"}))
+    next_year = time.time() + 365 * 24 * 3600
+    os.utime(claim, (next_year, next_year))
+    with pytest.warns(ClaimWarning, match="heartbeat is [0-9]+ s in the future.*treated as stale"):
+        assert _status_line(suite, results, capsys).endswith("2 cells: 1 done, 1 pending")
+    calls = count_training()
+    with pytest.warns(ClaimWarning, match="in the future"):
+        assert cli.main(["run", str(suite), "--results", str(results), *RUN]) == 0
+    assert "running in another process" not in capsys.readouterr().out
+    assert len(calls) == ROUNDS_PER_CELL
+
+
+@pytest.mark.parametrize("owner", ['{"host": "h", "pid": "abc", "token": "t"}', "[1, 2, 3]", "null",
+                                   '{"host": "h", "pid": 100000000000000000000, "token": "t"}'])
+def test_claim_that_is_not_a_claim_is_stale_in_status_and_run(
+        owner: str, copy: tuple[Path, Path, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
+    suite, results, (cell_id, _) = copy
+    (results / "cells" / f"{cell_id}.parquet").unlink()
+    claim = results / "cells" / ".claims" / f"{cell_id}.json"
+    claim.parent.mkdir(exist_ok=True)
+    claim.write_text(owner)
+    with pytest.warns(ClaimWarning, match=f"claim {claim} holds nothing"):
+        assert _status_line(suite, results, capsys).endswith("2 cells: 1 done, 1 pending")
+    with pytest.warns(ClaimWarning, match="treated as stale"):
+        assert cli.main(["run", str(suite), "--results", str(results), *RUN]) == 0
+    assert _status_line(suite, results, capsys).endswith("2 cells: 2 done")
+
+
+def _cast(path: Path, column: str, values: Callable[[list[Any]], list[Any]]) -> None:
+    """Rewrite one column of the cell file with other values, keeping alb's metadata."""
+    table = pq.read_table(path)
+    i = table.schema.get_field_index(column)
+    table = table.set_column(i, column, pa.array(values(table.column(column).to_pylist())))
+    pq.write_table(table, path)
+
+
+WRONG_TYPES = {"accuracy as text": ("accuracy", lambda v: [f"{a:.3f}" for a in v]),
+               "n_labeled as text": ("n_labeled", lambda v: [f"{n} labels" for n in v]),
+               "round as floats": ("round", lambda v: [float(r) for r in v]),
+               "selected as text": ("selected", lambda v: [json.dumps(s) for s in v])}
+
+
+@pytest.mark.parametrize("wrong", WRONG_TYPES)
+def test_cell_file_with_wrong_column_types_is_damaged(wrong: str, copy: tuple[Path, Path, list[str]],
+                                                      tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    suite, results, (damaged_id, good_id) = copy
+    column, values = WRONG_TYPES[wrong]
+    _cast(results / "cells" / f"{damaged_id}.parquet", column, values)
+    with pytest.warns(DamagedFileWarning, match=f"{damaged_id}.parquet cannot be used \\(its column {column} "
+                                                "holds .*, not .*\\); moved to"):
+        assert _status_line(suite, results, capsys).endswith("2 cells: 1 done, 1 pending")
+    assert cli.main(["report", str(results), "--out", str(tmp_path / "report")]) == 0
+    _cast(results / "cells" / f"{good_id}.parquet", column, values)  # report loading quarantines it too
+    with pytest.warns(DamagedFileWarning, match=f"{good_id}.parquet cannot be used \\(its column {column}"):
+        assert load_results(results).empty
+
+
+@pytest.fixture
+def read_only(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
+    """Call it with a folder to make every write under it fail as on a read-only mount (EROFS). Tests run as
+    root, which chmod does not stop, and bind mounts or chattr are not available here: so the calls that
+    write (mkdir, rename, replace, unlink, open for writing) are patched to fail the way the kernel does."""
+    def start(folder: Path) -> None:
+        inside = str(folder.resolve())
+
+        def blocked(path: Any) -> bool:
+            return os.path.realpath(os.fspath(path)).startswith(inside)
+
+        def fail(path: Any) -> OSError:
+            return OSError(errno.EROFS, os.strerror(errno.EROFS), os.fspath(path))
+
+        def patch(name: str, writes: Callable[..., bool]) -> None:
+            real = getattr(os, name)
+
+            def replacement(*args: Any, **kwargs: Any) -> Any:
+                if writes(*args, **kwargs) and blocked(args[0]):
+                    raise fail(args[0])
+                return real(*args, **kwargs)
+
+            monkeypatch.setattr(os, name, replacement)
+
+        patch("mkdir", lambda path, *a, **k: not os.path.isdir(path))  # an existing folder: EEXIST, as usual
+        for name in ("rename", "replace", "unlink", "rmdir"):
+            patch(name, lambda *a, **k: True)
+        write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+        patch("open", lambda path, flags, *a, **k: bool(flags & write_flags))
+
+    return start
+
+
+def test_reading_commands_work_on_a_read_only_results_folder_with_a_damaged_cell(
+        copy: tuple[Path, Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        read_only: Callable[[Path], None]) -> None:
+    suite, results, (damaged_id, good_id) = copy
+    damaged = results / "cells" / f"{damaged_id}.parquet"
+    _truncated(damaged, results / "cells" / f"{good_id}.parquet")
+    read_only(results)
+    left = f"{damaged_id}.parquet cannot be used .*left in place .*Read-only file system"
+    with pytest.warns(DamagedFileWarning, match=left):
+        assert _status_line(suite, results, capsys).endswith("2 cells: 1 done, 1 pending")
+    with pytest.warns(DamagedFileWarning, match=left):
+        assert cli.main(["report", str(results), "--out", str(tmp_path / "report")]) == 0
+    with pytest.warns(DamagedFileWarning, match=left):
+        assert cli.main(["check", str(suite), "--results", str(results),
+                         "--save-baseline", str(tmp_path / "baseline.json")]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "only 1 of 2 cells" in err and "Read-only" not in err  # the damaged cell is simply not counted
+    assert damaged.is_file() and not (results / "cells" / QUARANTINE_DIR).exists()

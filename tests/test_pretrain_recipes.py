@@ -11,14 +11,14 @@ import torch
 from conftest import write_suite
 from pydantic import ValidationError
 
-from benchmark import cli
+from benchmark import cli, versions
 from benchmark.config import PretrainingConfig
 from benchmark.data.digits import load_digits_dataset
 from benchmark.models.base import build_backbone
 from benchmark.pretrain import deepcluster as deepcluster_module
 from benchmark.pretrain import simsiam as simsiam_module
 from benchmark.pretrain.blur import BLUR_P, BLUR_SIGMA, gaussian_blur, kernel_radius, random_gaussian_blur
-from benchmark.pretrain.cache import PRETRAIN_VERSION, cache_key
+from benchmark.pretrain.cache import cache_key
 from benchmark.pretrain.initial import pretrainer
 from benchmark.pretrain.settings import resolve
 from benchmark.store import load_results
@@ -178,9 +178,11 @@ def test_deepcluster_top_layer_has_no_momentum_and_crop_uses_the_scale(monkeypat
     assert seen == [(0.08, 1.0), (0.3, 0.9)]
 
 
-def test_cache_key_covers_the_recipe_version_and_crop_scale() -> None:
-    assert PRETRAIN_VERSION >= 2  # 2: SimSiam blur + DeepCluster recipe; weights cached before must miss
+def test_cache_key_covers_the_recipe_version_and_crop_scale(monkeypatch: pytest.MonkeyPatch) -> None:
     base = PretrainingConfig()
+    before = cache_key("digits", "small_cnn", "simsiam", 0, base, True)
+    monkeypatch.setitem(versions.INIT_VERSIONS, "simsiam", versions.INIT_VERSIONS["simsiam"] + 1)
+    assert cache_key("digits", "small_cnn", "simsiam", 0, base, True) != before  # one version: the method's
     keys = {cache_key("digits", "small_cnn", "deepcluster", 0, base, True),
             cache_key("digits", "small_cnn", "deepcluster", 0, PretrainingConfig(crop_scale=(0.2, 1.0)), True),
             cache_key("digits", "small_cnn", "deepcluster", 0, PretrainingConfig(batch_size=256), True)}

@@ -37,3 +37,16 @@ def test_every_subcommand_in_the_readme_exists() -> None:
     commands = set(re.findall(r"^alb (\w+)", code, re.M))
     subparsers = next(a for a in parser._actions if a.dest == "command")
     assert commands and commands <= set(subparsers.choices)
+
+
+def test_write_your_own_strategy_shows_the_example_plugin_verbatim() -> None:
+    """Issue 17: the README's plugin code is tests/plugin_example's (which tests/test_plugins.py installs and runs)."""
+    import re
+
+    section = README[README.index("## Write your own strategy"):README.index("## Tests")]
+    blocks = re.findall(r"```(?:python|toml)\n(.*?)```", section, flags=re.S)
+    example = REPO / "tests" / "plugin_example"
+    sources = {p.name: p.read_text() for p in [*example.glob("alb_example_plugin/*.py"), example / "pyproject.toml"]}
+    assert len(blocks) == 3
+    for block in blocks:
+        assert any(block.strip() in text for text in sources.values()), block[:80]

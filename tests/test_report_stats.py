@@ -89,7 +89,8 @@ def test_leaderboard_marks_a_tie_and_a_clearly_worse_strategy() -> None:
     markdown = to_markdown(boards, "board")
     rows = _board_rows(markdown)
     assert rows["least_confidence"]["vs best"] == "best" and rows["least_confidence"]["rank"] == "1"
-    assert rows["entropy"]["vs best"].startswith("≈best") and rows["entropy"]["rank"] == "1"  # shares rank 1
+    # not separated from the best (a marker), but ranked by its lower mean: rank 2, not a shared rank 1
+    assert rows["entropy"]["vs best"].startswith("≈best") and rows["entropy"]["rank"] == "2"
     assert rows["coreset"]["vs best"].startswith("below best") and rows["coreset"]["rank"] == "4"
     assert "worse" in rows["coreset"]["vs random"] and "better" in rows["least_confidence"]["vs random"]
     assert rows["random"]["vs random"] == "(random itself)"
@@ -114,3 +115,41 @@ def test_leaderboard_without_random_or_with_one_seed_claims_nothing() -> None:
     assert rows["entropy"]["vs best"] == "best"  # seed 0 alone: entropy has the highest mean
     lc = rows["least_confidence"]
     assert "not testable: 1 common seed" in lc["vs best"] and lc["rank"] == "2"  # no tie claimed
+
+
+def _frame_of(per_seed_accuracy: dict[str, tuple[float, ...]]) -> pd.DataFrame:
+    """Flat curves (the same accuracy every round), so a strategy's AUBC on a seed is that accuracy."""
+    rows = []
+    for strategy, values in per_seed_accuracy.items():
+        for seed, accuracy in enumerate(values):
+            for r, n in enumerate(LABELS):
+                rows.append({"suite": "s", "cell_id": f"{strategy}-{seed}", "strategy": strategy, "seed": seed,
+                             "dataset": "digits", "backbone": "small_cnn", "budget.initial": 10,
+                             "budget.query": 10, "budget.rounds": 2, "round": r, "n_labeled": n,
+                             "accuracy": accuracy, "train_seconds": 1.0, "query_seconds": 0.1})
+    return with_labels(pd.DataFrame(rows))
+
+
+def test_rank_is_by_mean_never_by_separation() -> None:
+    """Issue 17's quickstart case: a noisy strategy far below the best is not separated from it by 3 seeds,
+    while a steady one just below the best is; the steady one must still rank above the noisy one."""
+    frame = _frame_of({"margin": (0.70, 0.71, 0.72),
+                       "hclc": (0.68, 0.69, 0.70),  # 2 points below on every seed: separated
+                       "high_confidence": (0.20, 0.75, 0.45),  # 25 points below on average: not separable
+                       "entropy": (0.68, 0.69, 0.70)})  # equal mean to hclc: shares its rank
+    rows = _board_rows(to_markdown(leaderboard_tables(frame), "board"))
+    assert rows["margin"]["rank"] == "1"
+    assert rows["entropy"]["rank"] == rows["hclc"]["rank"] == "2"
+    assert rows["high_confidence"]["rank"] == "4"
+    assert rows["high_confidence"]["vs best"].startswith("≈best")  # separation shown as a marker only
+    assert rows["hclc"]["vs best"].startswith("below best")
+    order = list(rows)
+    assert order.index("hclc") < order.index("high_confidence")
+
+
+def test_ranks_by_mean_share_only_equal_means() -> None:
+    from benchmark.report.tables import ranks_by_mean
+
+    assert ranks_by_mean([0.9, 0.9, 0.8, 0.7, 0.7, 0.1]) == ["1", "1", "3", "4", "4", "6"]
+    assert ranks_by_mean([0.9, 0.9 - 1e-6]) == ["1", "2"]
+    assert ranks_by_mean([]) == []

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from benchmark.store import SuiteStore, atomic_write, load_results, read_cell_metadata
+from benchmark.versions import TRAINER_VERSION
 
 
 def _leftovers(directory: Path) -> list[str]:
@@ -60,7 +61,7 @@ def test_result_file_has_one_row_per_round_config_columns_and_metadata(tmp_path:
     assert json.loads(table["training.schedule.milestones"][0]) == [1]
     assert set(table["suite"]) == {"demo"} and set(table["cell_id"]) == {"abc123"}
     # the versions of the components the cell names, as columns (benchmark/versions.py)
-    assert set(table["version.strategy"]) == {1} and set(table["version.trainer"]) == {1}
+    assert set(table["version.strategy"]) == {1} and set(table["version.trainer"]) == {TRAINER_VERSION}
     meta = read_cell_metadata(path)
     assert meta["config"] == config and meta["axes"] == ["strategy", "seed"]
 

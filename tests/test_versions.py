@@ -29,9 +29,9 @@ def test_a_changed_source_is_reported_with_what_to_do(tmp_path: Any) -> None:
     del committed["trainer"]
     committed["strategy:gone"] = {"version": 1, "files": [], "sha256": ""}
     stale = versions.stale_components(committed)
-    assert any(line.startswith("strategy:entropy: its source (benchmark/strategies/uncertainty.py) changed")
-               for line in stale)
-    assert "trainer: new component (version 1), not in the fingerprint file" in stale
+    assert any(line.startswith("strategy:entropy: its source (") and "benchmark/strategies/uncertainty.py" in line
+               and "changed" in line for line in stale)
+    assert f"trainer: new component (version {versions.TRAINER_VERSION}), not in the fingerprint file" in stale
     assert "strategy:gone: no longer exists" in stale
     assert "bump the component's version" in versions.STALE_HINT
     assert "python -m benchmark.versions --update" in versions.STALE_HINT
@@ -58,7 +58,7 @@ def test_the_versions_of_the_components_a_cell_uses_enter_its_id(monkeypatch: py
 
     cell = CellConfig.model_validate(CELL)
     assert versions.component_versions(cell) == {"strategy": 1, "initial_strategy": 1, "backbone": 1,
-                                                 "dataset": 1, "trainer": 1}
+                                                 "dataset": 1, "trainer": versions.TRAINER_VERSION}
     base = cell.cell_id()
     for registry, name in ((STRATEGIES, "entropy"), (STRATEGIES, "random"), (BACKBONES, "small_cnn"),
                            (DATASETS, "digits")):
@@ -67,20 +67,42 @@ def test_the_versions_of_the_components_a_cell_uses_enter_its_id(monkeypatch: py
             assert cell.cell_id() != base, name
     _bumped(monkeypatch, STRATEGIES, "margin")  # a strategy the cell does not use
     assert cell.cell_id() == base
-    monkeypatch.setattr(versions, "TRAINER_VERSION", 2)
+    monkeypatch.setattr(versions, "TRAINER_VERSION", versions.TRAINER_VERSION + 1)
     assert cell.cell_id() != base
 
 
 def test_pre_training_and_a_schedules_rounds_strategy_have_versions(monkeypatch: pytest.MonkeyPatch) -> None:
     simsiam = CellConfig.model_validate({**CELL, "init": "simsiam"})
-    assert versions.component_versions(simsiam)["pretraining"] == 1
+    assert versions.component_versions(simsiam)["pretraining"] == versions.INIT_VERSIONS["simsiam"]
     base = simsiam.cell_id()
-    monkeypatch.setitem(versions.INIT_VERSIONS, "simsiam", 2)
+    monkeypatch.setitem(versions.INIT_VERSIONS, "simsiam", versions.INIT_VERSIONS["simsiam"] + 1)
     assert simsiam.cell_id() != base
     assert "pretraining" not in versions.component_versions(CellConfig.model_validate(CELL))
     schedule = versions.component_versions(CellConfig.model_validate({**CELL, "strategy": "hclc"}))
     assert schedule["rounds_strategy"] == 1 and schedule["initial_strategy"] == 1
-    assert versions.version_columns(CellConfig.model_validate(CELL))["version.trainer"] == 1
+    assert versions.version_columns(CellConfig.model_validate(CELL))["version.trainer"] == versions.TRAINER_VERSION
+
+
+def test_fingerprints_cover_the_shared_code_components_run() -> None:
+    """Issue 20.3: the files a component computes with, found from its imports, not listed by hand."""
+    sources = {name: set(files) for name, (_, files) in versions.component_sources().items()}
+    for name in ("strategy:kmeans", "strategy:typiclust", "strategy:probcover"):
+        assert "benchmark/ops/kmeans.py" in sources[name], name
+    assert "benchmark/strategies/base.py" in sources["strategy:entropy"]
+    assert "benchmark/ops/distances.py" in sources["strategy:coreset"]
+    assert "benchmark/models/base.py" in sources["backbone:small_cnn"]
+    for shared in ("benchmark/strategies/pool_model.py", "benchmark/data/views.py", "benchmark/models/base.py",
+                   "benchmark/training/loop.py", "benchmark/runner.py", "benchmark/ops/metrics.py"):
+        assert shared in sources["trainer"], shared
+    assert "benchmark/training/loop.py" in sources["pretraining:deepcluster"]
+    infrastructure = [f for files in sources.values() for f in files if f == "benchmark/store.py" or "/report/" in f]
+    assert not infrastructure
+
+
+def test_import_closure_follows_function_local_imports_and_skips_type_checking(tmp_path: Any) -> None:
+    imports = versions.module_imports("benchmark.strategies.base")
+    assert "benchmark.strategies" in imports  # imported inside a method
+    assert "benchmark.strategies.pool_model" not in imports  # only under TYPE_CHECKING
 
 
 def _frame(trainer: Any = 1, entropy_version: Any = 1, columns: bool = True) -> pd.DataFrame:

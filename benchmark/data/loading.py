@@ -34,6 +34,11 @@ def load_dataset(spec: str, data_dir: Path) -> ImageDataset:
     if spec not in DATASETS:
         raise ConfigError(unknown_dataset_message(spec))
     dataset: ImageDataset = DATASETS.get(spec)(data_dir)
+    from benchmark.data.base import ImageDataset as Loaded
+
+    if not isinstance(dataset, Loaded):  # a plugin's loader (benchmark.plugins)
+        raise ConfigError(f"dataset '{spec}' returned a {type(dataset).__name__}, not a "
+                          "benchmark.data.base.ImageDataset")
     info = DATASETS.info(spec)
     if len(dataset.train_y) != info.n_train:
         raise DatasetUnavailableError(

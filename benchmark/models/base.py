@@ -47,6 +47,11 @@ def build_backbone(name: str, num_classes: int, in_channels: int, head_dropout: 
     from benchmark.models import BACKBONES, mc_dropout_sites
 
     model = BACKBONES.get(name)(num_classes=num_classes, in_channels=in_channels)
+    if not isinstance(model, Backbone):  # a plugin's factory (benchmark.plugins): say so before training fails
+        from benchmark.errors import ConfigError
+
+        raise ConfigError(f"backbone '{name}' returned a {type(model).__name__}, not a "
+                          "benchmark.models.base.Backbone (features, head, embedding_dim)")
     if head_dropout > 0:
         model.head_dropout = nn.Dropout(head_dropout)
     if conv_dropout > 0:

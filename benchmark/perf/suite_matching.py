@@ -5,7 +5,8 @@
 The matrix is strategy [random, entropy] x cells/2 seeds. Each exclude entry names a seed and one more value
 that cells of the seed have (six spellings per seed: either strategy, or a setting at its default), so that
 15,000 distinct entries exclude the cells of the first 2,500 seeds and each matches one or two cells; each
-include entry extends one kept 'entropy' cell with a pool subset (the last seed first). Prints the seconds load_suite takes.
+include entry extends one kept 'entropy' cell with a pool subset (the last seed first). Prints the seconds
+load_suite takes.
 """
 
 from __future__ import annotations

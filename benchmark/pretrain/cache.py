@@ -20,17 +20,17 @@ from benchmark.ops.locks import exclusive_lock
 from benchmark.pretrain.errors import PretrainCacheError
 from benchmark.store import atomic_write
 
-# Bump when pre-training's recipe changes (heads, augmentation, k-means ...): old caches then miss.
-# 2: SimSiam's views gained the Gaussian blur of seed 003 l.111; DeepCluster follows Caron et al.'s code
-# (crop scale 0.08-1 by default, momentum-free top layer)
-# 3: DeepCluster's k-means is benchmark.ops.kmeans (greedy k-means++ seeds, blocked and reproducible on CUDA)
-PRETRAIN_VERSION = 3
+# A method's cache key holds its one version, benchmark.versions.INIT_VERSIONS (also in the ids of the cells that
+# use it): bump it there when pre-training's recipe changes, and its old caches miss. Keys up to the split_batches
+# fix held one shared "version" (3 last) instead; the new key name keeps them from ever matching.
 
 
 def cache_key(dataset_key: str, backbone: str, method: str, seed: int, cfg: PretrainingConfig,
               hflip: bool) -> str:
     """sha256 of everything that determines the pre-trained weights."""
-    payload = {"version": PRETRAIN_VERSION, "dataset": dataset_key, "backbone": backbone, "method": method,
+    from benchmark.versions import INIT_VERSIONS
+
+    payload = {"method_version": INIT_VERSIONS[method], "dataset": dataset_key, "backbone": backbone, "method": method,
                "seed": seed, "hflip": hflip, "pretraining": cfg.model_dump(mode="json")}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 

@@ -22,6 +22,7 @@ from benchmark.seeding import derive_seed
 from benchmark.store import now_iso
 from benchmark.training.augment import Normalizer
 from benchmark.training.execution import Execution
+from benchmark.versions import INIT_VERSIONS
 
 Pretrainer = Callable[..., list[float]]
 
@@ -85,7 +86,7 @@ def _pretrain(method: str, backbone: str, data: ImageDataset, hflip: bool, seed:
         "losses": [round(x, 6) for x in losses], "seconds": round(time.perf_counter() - start, 3),
         "device": str(device), "precision": execution.precision, "channels_last": execution.channels_last,
         "torch": torch.__version__, "threads": torch.get_num_threads(), "created_at": now_iso(),
-        "cache_version": cache.PRETRAIN_VERSION}
+        "method_version": INIT_VERSIONS[method]}
     return backbone_state(model), record
 
 

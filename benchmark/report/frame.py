@@ -28,7 +28,9 @@ STRATEGY_COLUMNS = ("strategy", "initial_strategy", "pool_subset")
 STRATEGY_PARAMS_PREFIX = "strategy_params."  # one column per parameter a suite set, part of the label
 DERIVED_COLUMNS = ("strategy_label", "protocol")
 # versions of what selects (part of the strategy's label) and of what trains (part of the protocol)
-STRATEGY_VERSION_COLUMNS = tuple(f"{VERSION_PREFIX}{k}" for k in ("strategy", "initial_strategy", "rounds_strategy"))
+# (a plugin strategy's origin, benchmark.plugins, tells two strategies of one name apart like a version)
+STRATEGY_VERSION_COLUMNS = (*(f"{VERSION_PREFIX}{k}" for k in ("strategy", "initial_strategy", "rounds_strategy")),
+                            *(f"plugin.{k}" for k in ("strategy", "initial_strategy", "rounds_strategy")))
 PROTOCOL_VERSION_COLUMNS = tuple(f"{VERSION_PREFIX}{k}" for k in ("backbone", "dataset", "trainer", "pretraining"))
 NOT_PROTOCOL = {*ROUND_COLUMNS, *PROVENANCE_COLUMNS, *IDENTITY_COLUMNS, *LOADED_COLUMNS, *STRATEGY_COLUMNS,
                 *DERIVED_COLUMNS, *STRATEGY_VERSION_COLUMNS, "seed"}
@@ -132,6 +134,13 @@ def _with_versions(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _shown_version(column: str, value: Any) -> str:
+    """'strategy v2', 'strategy version unknown', or 'from alb-example-plugin==0.1.0 sha256:1a2b3c4d'."""
+    if column.startswith("plugin."):
+        return "from alb" if value is None else f"from {str(value)[:len(str(value).split(':')[0]) + 9]}"
+    return f"{column.removeprefix(VERSION_PREFIX)} {'version unknown' if value == UNKNOWN else f'v{value}'}"
+
+
 def _versioned_labels(frame: pd.DataFrame, labels: list[str]) -> list[str]:
     """Labels with ' [strategy v2]' where the frame holds more than one version of that labelled strategy."""
     columns = [c for c in STRATEGY_VERSION_COLUMNS if c in frame.columns]
@@ -145,8 +154,7 @@ def _versioned_labels(frame: pd.DataFrame, labels: list[str]) -> list[str]:
             out.append(label)
             continue
         differing = [i for i in range(len(columns)) if len({s[i] for s in seen[label]}) > 1]
-        shown = ", ".join(f"{columns[i].removeprefix(VERSION_PREFIX)} "
-                          f"{'version unknown' if v[i] == UNKNOWN else f'v{v[i]}'}" for i in differing)
+        shown = ", ".join(_shown_version(columns[i], v[i]) for i in differing)
         out.append(f"{label} [{shown}]")
     return out
 

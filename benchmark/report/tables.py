@@ -10,7 +10,7 @@ import pandas as pd
 from benchmark.report.frame import Protocol, differing_keys, strategy_label, strategy_params_of
 from benchmark.report.metrics import aubc, labels_to_reach
 from benchmark.report.references import Comparison
-from benchmark.report.stats import ALPHA, BoardMarks, Interval, Test, board_marks
+from benchmark.report.stats import ALPHA, ROUND_OFF, BoardMarks, Interval, Test, board_marks
 
 MAX_LABEL_COLUMNS = 5
 
@@ -146,16 +146,73 @@ def _vs_random(marks: BoardMarks, has_random: bool) -> str:
     return f"{100 * test.difference:+.2f} ({_p(test)}, {word})"
 
 
-def _shared_ranks(order: list[BoardMarks]) -> list[str]:
-    """Rank 1 for the best and every strategy not separated from it; competition ranks after them."""
-    return ["1" if m.tied_with_best else str(i + 1) for i, m in enumerate(order)]
+def ranks_by_mean(means: list[float]) -> list[str]:
+    """Competition ranks of ``means`` sorted best first: equal means (within float round-off) share a rank,
+    every other strategy gets its position. Statistical separation never enters the rank (it is the
+    'vs best' column): with few seeds almost nothing separates, and a shared rank 1 would put strategies
+    far apart on the mean above a better one."""
+    ranks: list[str] = []
+    for i, mean in enumerate(means):
+        tied = i > 0 and abs(mean - means[i - 1]) <= ROUND_OFF
+        ranks.append(ranks[-1] if tied else str(i + 1))
+    return ranks
 
 
 LEGEND = ("AUBC 95% CI: Student-t interval of the mean over seeds. vs best: paired t-test over the seeds both ran, "
-          "against the strategy with the highest mean; ≈best = not separated at alpha = 0.05 (shares rank 1), "
-          "below best = separated. vs random: the same test against random sampling; better / worse / n.s. "
-          "(not significant). Both p-value families are Holm-corrected across the board; differences in AUBC "
-          "points. Not testable: fewer than 2 common seeds (ranked by mean, no tie claimed).")
+          "against the strategy with the highest mean; ≈best = not separated at alpha = 0.05, below best = "
+          "separated (a marker only: the rank is by mean AUBC). vs random: the same test against random "
+          "sampling; better / worse / n.s. (not significant). Both p-value families are Holm-corrected across "
+          "the board; differences in AUBC points. Not testable: fewer than 2 common seeds (no tie claimed).")
+RANK_NOTE = ("Ranked by AUBC: the mean accuracy over the budget (area under the learning curve divided by its "
+             "label range), mean ± std over seeds, best first; only equal means share a rank. Whether a strategy "
+             "is separated from the best is the 'vs best' column, never the rank.")
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    """One strategy on one benchmark's board, as numbers (fractions; seconds per round)."""
+
+    rank: str
+    label: str
+    aubc: dict[int, float]  # per seed
+    marks: BoardMarks
+    final: dict[int, float]  # final accuracy per seed
+    efficiency: float  # labels random needs / labels the strategy needs at random's final accuracy; NaN: none
+    train_seconds: float
+    query_seconds: float
+
+
+def board_rows(rows: pd.DataFrame) -> tuple[list[BoardRow], float | None]:
+    """The board of one protocol's rows (frame.with_labels), ranked by mean AUBC (ranks_by_mean), and random's
+    final accuracy (the efficiency target; None without random)."""
+    random_rows = rows[rows["strategy_label"] == "random"]
+    target = None
+    if not random_rows.empty:
+        n_r, a_r = mean_curve(random_rows)
+        target = float(a_r[-1])
+    per_seed_aubc: dict[str, dict[int, float]] = {}
+    facts: dict[str, tuple[dict[int, float], float, float, float]] = {}
+    for label, srows in rows.groupby("strategy_label", sort=True):
+        per_seed_aubc[str(label)] = {int(seed): aubc(g["n_labeled"].to_numpy(), g["accuracy"].to_numpy())
+                                     for seed, g in srows.groupby("seed")}
+        last = srows[srows["round"] == srows.groupby("cell_id")["round"].transform("max")]
+        final = {int(k): float(v) for k, v in last.groupby("seed")["accuracy"].mean().items()}
+        efficiency = float("nan")
+        if target is not None:
+            efficiency = labels_to_reach(n_r, a_r, target) / labels_to_reach(*mean_curve(srows), target)
+        per_round = srows.groupby("cell_id")[["train_seconds", "query_seconds"]].mean()
+        facts[str(label)] = (final, efficiency, float(per_round["train_seconds"].mean()),
+                             float(per_round["query_seconds"].mean()))
+    marks = board_marks(per_seed_aubc, "random")
+    order = sorted(marks, key=lambda n: (-marks[n].interval.mean, n))
+    ranks = ranks_by_mean([marks[n].interval.mean for n in order])
+    return [BoardRow(rank, name, per_seed_aubc[name], marks[name], *facts[name])
+            for rank, name in zip(ranks, order, strict=True)], target
+
+
+def _seed_pm(values: dict[int, float]) -> str:
+    series = pd.Series(list(values.values()), dtype=float)
+    return _pm(float(series.mean()), _std(series))
 
 
 def leaderboard_tables(frame: pd.DataFrame) -> list[Table]:
@@ -163,43 +220,17 @@ def leaderboard_tables(frame: pd.DataFrame) -> list[Table]:
     against the best and against random (stats.board_marks)."""
     tables = []
     for protocol, (title, keys) in protocol_titles(frame).items():
-        rows = frame[frame["protocol"] == protocol]
-        random_rows = rows[rows["strategy_label"] == "random"]
-        target = None
-        if not random_rows.empty:
-            n_r, a_r = mean_curve(random_rows)
-            target = float(a_r[-1])
-        per_seed_aubc: dict[str, dict[int, float]] = {}
-        cells: dict[str, list[str]] = {}
-        for label, srows in rows.groupby("strategy_label", sort=True):
-            per_seed_aubc[str(label)] = {int(seed): aubc(g["n_labeled"].to_numpy(), g["accuracy"].to_numpy())
-                                         for seed, g in srows.groupby("seed")}
-            per_seed = list(per_seed_aubc[str(label)].values())
-            last = srows[srows["round"] == srows.groupby("cell_id")["round"].transform("max")]
-            final = last.groupby("seed")["accuracy"].mean()
-            efficiency = float("nan")
-            if target is not None:
-                efficiency = labels_to_reach(n_r, a_r, target) / labels_to_reach(*mean_curve(srows), target)
-            per_round = srows.groupby("cell_id")[["train_seconds", "query_seconds"]].mean()
-            cells[str(label)] = [
-                _pm(float(np.mean(per_seed)), _std(pd.Series(per_seed))), _pm(float(final.mean()), _std(final)),
-                "–" if np.isnan(efficiency) else f"{efficiency:.2f}x",
-                f"{per_round['train_seconds'].mean():.2f}", f"{per_round['query_seconds'].mean():.3f}",
-                str(srows["seed"].nunique())]
-        marks = board_marks(per_seed_aubc, "random")
-        order = sorted(marks, key=lambda n: (not marks[n].tied_with_best, -marks[n].interval.mean, n))
-        ranks = _shared_ranks([marks[n] for n in order])
-        has_random = "random" in marks
-        body = [[rank, name, cells[name][0], _ci(marks[name].interval), _vs_best(marks[name]),
-                 _vs_random(marks[name], has_random), *cells[name][1:]]
-                for rank, name in zip(ranks, order, strict=True)]
+        board, target = board_rows(frame[frame["protocol"] == protocol])
+        has_random = any(r.label == "random" for r in board)
+        body = [[r.rank, r.label, _seed_pm(r.aubc), _ci(r.marks.interval), _vs_best(r.marks),
+                 _vs_random(r.marks, has_random), _seed_pm(r.final),
+                 "–" if np.isnan(r.efficiency) else f"{r.efficiency:.2f}x",
+                 f"{r.train_seconds:.2f}", f"{r.query_seconds:.3f}", str(len(r.aubc))] for r in board]
         efficiency_header = ("label efficiency at random's final accuracy"
                              + (f" ({100 * target:.2f}%)" if target is not None else " (no random baseline)"))
         headers = ["rank", "strategy", "AUBC (%)", "AUBC 95% CI", "vs best", "vs random", "final accuracy (%)",
                    efficiency_header, "train s / round", "query s / round", "seeds"]
-        notes = ["Ranked by AUBC: the mean accuracy over the budget (area under the learning curve "
-                 "divided by its label range), mean ± std over seeds; strategies not separated from the best "
-                 "share rank 1.", LEGEND, f"Component versions: {protocol.versions()}; cells of other versions "
+        notes = [RANK_NOTE, LEGEND, f"Component versions: {protocol.versions()}; cells of other versions "
                  "are never ranked together."]
         if keys:
             notes.insert(0, f"⚠ protocol differs from other {_pair(protocol)} boards in: {', '.join(keys)}; "

@@ -74,7 +74,9 @@ def split_batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     singleton is folded into the previous batch."""
     batches = list(order.split(batch_size))
     if len(batches) > 1 and batches[-1].numel() == 1:
-        batches[-2] = torch.cat([batches[-2], batches.pop()])
+        # pop first, then merge into the new last batch (an assignment evaluates its right side before the target)
+        singleton = batches.pop()
+        batches[-1] = torch.cat([batches[-1], singleton])
     return batches
 
 

@@ -1,0 +1,153 @@
+"""Content digests of the inputs a cell reads by path: ``dataset: npz:PATH``, ``dataset: image_folder:PATH[:SIZE]``
+and ``init: checkpoint:PATH``.
+
+A path names a place, not data: the file behind it can be rewritten, and a relative path means another file
+when alb runs from another directory. So the sha256 of what the path holds enters the cell id
+(:meth:`benchmark.config.CellConfig.cell_id`) and every result row (``input.dataset``, ``input.init``): new
+data never gets old results. Hashing is paid once per content: a digest is cached by the input's signature
+(resolved path, size and modification time of the file, or of every listed image of a folder) in this
+process and in ``$ALB_CACHE_DIR`` (default ``$XDG_CACHE_HOME/alb``, else ``~/.cache/alb``) across processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import stat
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from benchmark.errors import ConfigError
+
+if TYPE_CHECKING:
+    from benchmark.config import CellConfig
+
+INPUT_PREFIX = "input."  # result columns: input.dataset, input.init
+CHUNK = 1 << 20
+_memory: dict[str, str] = {}  # signature -> digest, this process
+# image folder -> digest, this process: listing and stat-ing every image per cell id would cost cells x images;
+# a process reads a folder's images once anyway, so it goes by what the folder held when first asked
+_folders: dict[tuple[str, str], str] = {}
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("ALB_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "alb")
+    return Path(base) / "input_digests"
+
+
+def _stat_regular(path: Path, what: str) -> os.stat_result:
+    """The stat of a regular file (never opened otherwise: a FIFO would block), or a ConfigError saying why not."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"{what}: {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"{what}: {path} cannot be read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{what}: {path} is not a regular file")
+    return st
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _cached(signature: str, compute: Any) -> str:
+    """The digest of the content whose signature is ``signature``: from this process, the on-disk cache, or
+    ``compute()`` (then remembered in both; an unwritable cache folder only costs the next process a rehash)."""
+    if signature in _memory:
+        return _memory[signature]
+    key = hashlib.sha256(signature.encode()).hexdigest()
+    entry = cache_dir() / f"{key}.json"
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        if entry.is_file() and entry.stat().st_size < 4096:
+            saved = json.loads(entry.read_text())
+            if saved["signature"] == signature and isinstance(saved["sha256"], str) and len(saved["sha256"]) == 64:
+                _memory[signature] = saved["sha256"]
+                return saved["sha256"]
+    digest: str = compute()
+    _memory[signature] = digest
+    with contextlib.suppress(OSError):
+        from benchmark.store import atomic_write
+
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"signature": signature, "sha256": digest})
+        atomic_write(entry, lambda tmp: tmp.write_text(text))
+    return digest
+
+
+def _stat_signature(path: Path, st: os.stat_result) -> str:
+    return f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
+
+
+def file_digest(path: Path, what: str) -> str:
+    """sha256 of a regular file's bytes (``what`` names the input in errors, e.g. "init 'checkpoint:x.pt'")."""
+    resolved = path.expanduser().resolve()
+    st = _stat_regular(resolved, what)
+    return _cached("file\0" + _stat_signature(resolved, st), lambda: _file_sha256(resolved))
+
+
+def folder_digest(spec: str, path: Path) -> str:
+    """sha256 over an image folder's listed images: split, class, file name and the sha256 of each file."""
+    from benchmark.data import image_folder_listing
+
+    resolved = path.expanduser().resolve()
+    if (spec, str(resolved)) in _folders:
+        return _folders[spec, str(resolved)]
+    classes, train, test = image_folder_listing(spec, resolved)
+    files = [(split, name, file) for split, per_class in (("train", train), ("test", test))
+             for name, group in zip(classes, per_class, strict=True) for file in group]
+    stats = [_stat_regular(file, f"dataset '{spec}'") for _, _, file in files]
+    signature = "folder\0" + "\n".join(f"{split}/{name}/{file.name}\0{_stat_signature(file, st)}"
+                                       for (split, name, file), st in zip(files, stats, strict=True))
+
+    def compute() -> str:
+        digest = hashlib.sha256()
+        for (split, name, file), st in zip(files, stats, strict=True):
+            one = _cached("file\0" + _stat_signature(file, st), lambda file=file: _file_sha256(file))
+            digest.update(f"{split}/{name}/{file.name}\0{one}\n".encode())
+        return digest.hexdigest()
+
+    digest = _folders[spec, str(resolved)] = _cached(signature, compute)
+    return digest
+
+
+def dataset_digest(spec: str) -> str | None:
+    """The content digest of a dataset given by path, None for a registered dataset (its version covers it)."""
+    from benchmark.data import parse_spec
+
+    parametric = parse_spec(spec)
+    if parametric is None:
+        return None
+    if parametric.kind == "npz":
+        return file_digest(parametric.path, f"dataset '{spec}'")
+    return folder_digest(spec, parametric.path)
+
+
+def checkpoint_path(init: str) -> Path | None:
+    """The file of ``init: checkpoint:PATH``, None for any other init."""
+    return Path(init.removeprefix("checkpoint:").strip()).expanduser() if init.startswith("checkpoint:") else None
+
+
+def input_digests(config: CellConfig | dict[str, Any]) -> dict[str, str]:
+    """{'dataset': sha256, 'init': sha256} for the inputs of ``config`` given by path (empty when none is)."""
+    c = config if isinstance(config, dict) else {"dataset": config.dataset, "init": config.init}
+    digests: dict[str, str] = {}
+    if isinstance(c.get("dataset"), str) and (digest := dataset_digest(c["dataset"])) is not None:
+        digests["dataset"] = digest
+    init = c.get("init")
+    if isinstance(init, str) and (path := checkpoint_path(init)) is not None:
+        digests["init"] = file_digest(path, f"init '{init}'")
+    return digests
+
+
+def input_columns(config: CellConfig | dict[str, Any]) -> dict[str, str]:
+    """``input_digests`` as result columns: {'input.dataset': 'sha256:...', ...}."""
+    return {f"{INPUT_PREFIX}{k}": f"sha256:{v}" for k, v in input_digests(config).items()}

@@ -1,0 +1,1 @@
+"""An example alb plugin (see declarations.py for what alb reads without importing torch)."""
