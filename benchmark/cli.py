@@ -136,7 +136,7 @@ def _add_sharing_parsers(sub: argparse._SubParsersAction) -> None:  # type: igno
     verify.add_argument("bundle", type=Path, help="a file written by 'alb bundle'")
     verify.add_argument("--rerun", type=int, default=0, metavar="K", help="rerun K cells and compare each round")
     verify.add_argument("--seed", type=int, default=0, metavar="S", help="which cells --rerun draws (default 0)")
-    verify.add_argument("--tolerance", type=float, default=None,
+    verify.add_argument("--tolerance", type=_non_negative_finite, default=None,
                         help="accuracy difference allowed per round when the rerun's device, precision or "
                              "threads differ from the bundle's (default 0.05); identical setups must match exactly")
     verify.add_argument("--data-dir", type=Path, default=None, help="datasets for --rerun (default: $ALB_DATA or "
@@ -354,8 +354,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from benchmark.bundles.rows import DEFAULT_TOLERANCE
     from benchmark.bundles.verify import verify_bundle, write_record
 
-    if args.rerun < 0 or (args.tolerance is not None and args.tolerance < 0):
-        raise AlbError("--rerun and --tolerance must be non-negative")
+    if args.rerun < 0:
+        raise AlbError(f"--rerun must be non-negative, got {args.rerun}")
     tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
     verification = verify_bundle(args.bundle, args.rerun, args.seed, args.data_dir, tolerance)
     print("\n".join(verification.lines()))

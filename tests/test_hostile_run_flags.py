@@ -75,13 +75,16 @@ def test_a_gpu_this_machine_lacks_is_refused_before_any_cell(tmp_path: Path,
     _nothing_ran(tmp_path)
 
 
-@pytest.mark.parametrize("flag", ["--tolerance", "--k"])
+@pytest.mark.parametrize("flag", ["--tolerance", "--k", "verify --tolerance"])
 @pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "-0.5", "x"])
-def test_check_thresholds_must_be_finite_and_non_negative(tmp_path: Path, flag: str, value: str,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_thresholds_must_be_finite_and_non_negative(tmp_path: Path, flag: str, value: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     suite = write_suite(tmp_path, "tiny", TINY_SUITE)
-    err = _argparse_refusal(["check", str(suite), "--results", str(tmp_path), f"{flag}={value}"], capsys)
-    assert f"argument {flag}: expected a finite number >= 0, got '{value}'" in err
+    command = ["verify", str(tmp_path / "b.tar.gz")] if flag.startswith("verify") else \
+        ["check", str(suite), "--results", str(tmp_path)]
+    option = flag.split()[-1]
+    err = _argparse_refusal([*command, f"{option}={value}"], capsys)
+    assert f"argument {option}: expected a finite number >= 0, got '{value}'" in err
 
 
 # ---------------------------------------------------------------- init: checkpoint:PATH
