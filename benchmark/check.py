@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmark.errors import AlbError
+from benchmark.errors import AlbError, escape_unsafe
 from benchmark.report.references import MARKS, Comparison, Reference
 
 if TYPE_CHECKING:
     import pandas as pd
+    from rich.text import Text
 
     from benchmark.suite import Assumption, Suite
 
@@ -187,6 +188,13 @@ def _difference_cells(c: Comparison) -> tuple[str, str]:
     return text, f"{test.p:.3g}"
 
 
+def _plain_text(text: str) -> Text:
+    """A table cell shown as written: a baseline's id or reason may hold '[/]' (rich markup) or escapes."""
+    from rich.text import Text
+
+    return Text(escape_unsafe(text, newlines=False))
+
+
 def print_report(outcome: CheckOutcome) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -207,8 +215,9 @@ def print_report(outcome: CheckOutcome) -> None:
         ours = "" if c.ours_mean is None else f"{pct(c.ours_mean)} ± {pct(c.ours_std or 0.0)} ({c.seeds})"
         labels = "final" if ref.n_labeled is None else str(ref.n_labeled)
         diff, p = _difference_cells(c)
-        table.add_row(ref.id, labels, ref_value, ours, diff, p, MARKS[c.status], c.reason, c.versions,
-                      *([outcome.assumed[i] if i < len(outcome.assumed) else ""] if outcome.assumptions else []))
+        cells = [ref.id, labels, ref_value, ours, diff, p, MARKS[c.status], c.reason, c.versions,
+                 *([outcome.assumed[i] if i < len(outcome.assumed) else ""] if outcome.assumptions else [])]
+        table.add_row(*(_plain_text(cell) for cell in cells))
     console = Console(width=200 if not sys.stdout.isatty() else None)
     console.print(table)
     summary = ", ".join(f"{outcome.count(s)} {s}" for s in MARKS)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmark import __version__
-from benchmark.errors import AlbError, AlbWarning
+from benchmark.errors import AlbError, AlbWarning, escape_unsafe
 
 DEFAULT_RESULTS = Path("results")
 SUITES_DIR = Path("suites")
@@ -44,6 +46,42 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'")
+    return value
+
+
+MAX_THREADS = 1024  # torch threads per cell on a remote node (ray, slurm); locally at most this machine's cores
+_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,3})?")
+
+
+def _shown(text: str) -> str:
+    """A bad value as repr shows it (control characters escaped), cut to 60 characters."""
+    shown = repr(text)
+    return shown if len(shown) <= 60 else f"{shown[:60]}... ({len(text)} characters)"
+
+
+def _device(text: str) -> str:
+    if not _DEVICE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N (N: a GPU's index), got {_shown(text)}")
+    return text
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of threads, got {_shown(text)}") from None
+    if not 1 <= value <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_THREADS} threads, got {value}")
+    return value
+
+
+def _non_negative_finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {_shown(text)}")
     return value
 
 
@@ -98,7 +136,7 @@ def _add_sharing_parsers(sub: argparse._SubParsersAction) -> None:  # type: igno
     verify.add_argument("bundle", type=Path, help="a file written by 'alb bundle'")
     verify.add_argument("--rerun", type=int, default=0, metavar="K", help="rerun K cells and compare each round")
     verify.add_argument("--seed", type=int, default=0, metavar="S", help="which cells --rerun draws (default 0)")
-    verify.add_argument("--tolerance", type=float, default=None,
+    verify.add_argument("--tolerance", type=_non_negative_finite, default=None,
                         help="accuracy difference allowed per round when the rerun's device, precision or "
                              "threads differ from the bundle's (default 0.05); identical setups must match exactly")
     verify.add_argument("--data-dir", type=Path, default=None, help="datasets for --rerun (default: $ALB_DATA or "
@@ -122,15 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_suite_args(run)
     run.add_argument("--data-dir", type=Path, default=None,
                      help="where datasets are downloaded / looked for (default: $ALB_DATA or ./data)")
-    run.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
+    run.add_argument("--device", type=_device, default="auto",
+                     help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     run.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                      help="auto: bf16 autocast + channels-last on CUDA, fp32 on CPU; recorded with the results")
     run.add_argument("--compile", action="store_true",
                      help="torch.compile the backbones (faster on GPU after a compile warm-up of ~1 min; "
                           "needs a C++ compiler on CPU); recorded with the results as 'compiled'")
-    run.add_argument("--threads", type=int, default=None,
+    run.add_argument("--threads", type=_threads, default=None,
                      help="CPU threads for torch per cell (default: cores/N with N workers, torch's choice in "
-                          "one process). Results are bit-identical only for the same count")
+                          "one process); locally at most the machine's cores, on ray / slurm at most "
+                          f"{MAX_THREADS}. Results are bit-identical only for the same count")
     run.add_argument("--force", action="store_true", help="recompute cells that are already finished")
     run.add_argument("--dry-run", action="store_true",
                      help="list the cells that would run and their cost (images through the backbone), run nothing")
@@ -149,9 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_suite_args(check)
     check.add_argument("--baseline", type=Path, default=None,
                        help="JSON baseline of our own results to compare with (see --save-baseline)")
-    check.add_argument("--tolerance", type=float, default=None,
+    check.add_argument("--tolerance", type=_non_negative_finite, default=None,
                        help="differences within it always pass; as a fraction (default 0.01 = 1 point)")
-    check.add_argument("--k", type=float, default=None,
+    check.add_argument("--k", type=_non_negative_finite, default=None,
                        help="significance of a regression / improvement beyond the tolerance: Welch t-test "
                             "over seeds at two-sided level 2(1-Phi(k)) (default 2: p < 0.0455)")
     check.add_argument("--no-published", action="store_true",
@@ -194,16 +234,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from functools import partial
 
-    from benchmark.progress import make_reporter
-
-    if args.threads is not None and args.threads < 1:
-        raise AlbError(f"--threads must be at least 1, got {args.threads}")
-    from benchmark.executors import run_with_executor
+    from benchmark.executors import check_device_and_threads, run_with_executor
     from benchmark.executors.common import pending_cells
     from benchmark.plugins import check_cells
+    from benchmark.progress import make_reporter
 
+    check_device_and_threads(args)
     check_cells(pending_cells(suite, store, args.force))  # a broken plugin: one error before any cell starts
-
     outcome = run_with_executor(args, suite, store, resolve_data_dir(args.data_dir),
                                 partial(make_reporter, quiet=args.quiet))
     if outcome is None:  # submitted to a cluster without --wait
@@ -232,8 +269,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     tolerance = DEFAULT_ABS_TOL if args.tolerance is None else args.tolerance
     k = DEFAULT_K if args.k is None else args.k
-    if tolerance < 0 or k < 0:
-        raise AlbError("--tolerance and --k must be non-negative")
     if args.results.exists() and not args.results.is_dir():
         raise AlbError(f"--results {args.results} is a file, not a results folder; pass the folder 'alb run' "
                        "wrote to")
@@ -319,8 +354,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from benchmark.bundles.rows import DEFAULT_TOLERANCE
     from benchmark.bundles.verify import verify_bundle, write_record
 
-    if args.rerun < 0 or (args.tolerance is not None and args.tolerance < 0):
-        raise AlbError("--rerun and --tolerance must be non-negative")
+    if args.rerun < 0:
+        raise AlbError(f"--rerun must be non-negative, got {args.rerun}")
     tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
     verification = verify_bundle(args.bundle, args.rerun, args.seed, args.data_dir, tolerance)
     print("\n".join(verification.lines()))
@@ -346,7 +381,7 @@ def _format_warning(message: Warning | str, category: type[Warning], filename: s
                     line: str | None = None) -> str:
     """alb's own warnings as one line; others as Python shows them."""
     if issubclass(category, AlbWarning):
-        return f"alb: warning: {message}\n"
+        return f"alb: warning: {escape_unsafe(str(message))}\n"
     return _PYTHON_FORMAT_WARNING(message, category, filename, lineno, line)
 
 
@@ -380,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AlbError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"alb: error: {exc}", file=sys.stderr)
+        print(f"alb: error: {escape_unsafe(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
         if isinstance(exc, BrokenPipeError):  # output piped into `head` and the like: stop quietly
@@ -390,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _log_error(args, text)
         if args.debug:
             print(text, end="", file=sys.stderr)
-        print(f"alb: error: {_os_error_line(exc)}", file=sys.stderr)
+        print(f"alb: error: {escape_unsafe(_os_error_line(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("alb: interrupted; progress up to the last finished round is saved, rerun to resume",

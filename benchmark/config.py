@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import stat
 import typing
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -17,7 +19,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from benchmark.data import dataset_info, is_known_dataset, unknown_dataset_message
 from benchmark.data.view_config import RedundancyConfig, ViewConfig
 from benchmark.data.views import view_pool_size
-from benchmark.errors import ConfigError
+from benchmark.errors import ConfigError, escape_unsafe
 from benchmark.models import BACKBONES, mc_dropout_sites
 from benchmark.registry import EpochFraction
 from benchmark.strategies import PARAM_RANGES, STRATEGIES, initial_strategy_names, phase_strategies
@@ -45,6 +47,24 @@ def shorten(value: Any, limit: int = SHOWN_VALUE_CHARS) -> str:
     except ValueError:  # an int past Python's limit on digits for str()
         return f"<an integer of {value.bit_length()} bits>"
     return cut_text(text, limit)
+
+
+def checkpoint_file_problem(path: Path) -> str | None:
+    """Why the file of ``init: checkpoint:PATH`` cannot be read as a checkpoint, or None; checked when a suite is
+    loaded, not in every cell. Only stat'ed: opening a FIFO would block, /dev/zero never ends."""
+    where = f"init checkpoint: '{cut_text(escape_unsafe(str(path), newlines=False))}'"
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return (f"{where} does not exist; give the path of a file saved with torch.save (relative paths are "
+                "taken from the directory alb runs in)")
+    except OSError as exc:
+        return f"{where} cannot be read ({exc.strerror or exc}); check the path and its permissions"
+    if stat.S_ISREG(mode):
+        return None
+    kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else \
+        "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "special"
+    return f"{where} is {kind}, not a file; give the path of a file saved with torch.save"
 
 
 # seeds are stored in int64 columns (results, reports); numpy's SeedSequence would take any size
@@ -240,6 +260,8 @@ class CellConfig(StrictModel):
         if v.startswith("checkpoint:"):
             if not v.removeprefix("checkpoint:").strip():
                 raise ValueError("init 'checkpoint:' needs a path, e.g. 'checkpoint:weights/simsiam.pt'")
+            if problem := checkpoint_file_problem(Path(v.removeprefix("checkpoint:").strip()).expanduser()):
+                raise ValueError(problem)
             return v
         if v not in INIT_CHOICES:
             from benchmark.registry import did_you_mean

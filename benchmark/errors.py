@@ -3,6 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
+
+# control characters (C0 but newline and tab, DEL, C1), bidirectional embeddings, overrides and isolates, zero-width
+# characters, line / paragraph separators and the BOM: in a terminal they move the cursor, recolour, or reorder what
+# follows ("Trojan source"), so a user's string may not print them raw
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+                     "\u2060-\u2069\ufeff]")
+
+
+def escape_unsafe(text: str, newlines: bool = True) -> str:
+    """``text`` with every unsafe character written as its escape (\\x1b, \\u202e); newlines kept unless
+    ``newlines`` is False (a user's string in a one-line message)."""
+    escaped = _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    return escaped if newlines else escaped.replace("\n", "\\n").replace("\t", "\\t")
 
 
 class AlbError(Exception):

@@ -60,6 +60,10 @@ def pick_device(requested: str | None) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise AlbError(f"--device {requested} was requested but CUDA is not available; use --device cpu")
+    index = int(requested.partition(":")[2] or 0) if requested.startswith("cuda") else 0
+    if index and index >= torch.cuda.device_count():
+        raise AlbError(f"--device {requested}: this machine has {torch.cuda.device_count()} GPU(s), numbered from "
+                       "0; use --device cuda or cuda:N with N below that")
     return requested
 
 

@@ -14,8 +14,9 @@ has just the included cells.
 
 Hostile input is refused before it can cost much: a suite file is at most MAX_SUITE_BYTES, its YAML at most
 MAX_YAML_NODES values with every alias expanded and MAX_YAML_DEPTH levels deep, without duplicate keys; a
-suite expands to at most MAX_CELLS cells, and its name must be a safe directory name (results go to
-RESULTS/<name>/).
+suite expands to at most MAX_CELLS cells and has at most MAX_EXCLUDE_ENTRIES exclude entries, which are
+matched through an index of their values, not tried on every cell; its name must be a safe directory name
+(results go to RESULTS/<name>/).
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.resolver import Resolver
+
+try:
+    from yaml._yaml import CParser
+except ImportError:  # PyYAML built without libyaml: the pure-Python parser (see _SafeLoader)
+    CParser = object
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from benchmark.config import (
@@ -42,8 +51,9 @@ from benchmark.config import (
     model_at,
     shorten,
 )
-from benchmark.errors import ConfigError
+from benchmark.errors import ConfigError, escape_unsafe
 from benchmark.registry import did_you_mean
+from benchmark.suite_index import AxisIndex, PatternIndex
 
 MAX_ERRORS_SHOWN = 12
 MAX_MESSAGE_CHARS = 1000  # one problem's message; values in it are cut to SHOWN_VALUE_CHARS
@@ -53,18 +63,22 @@ MAX_SUITE_BYTES = 1_000_000
 MAX_YAML_NODES = 100_000  # values of the document with every alias expanded (a 'billion laughs' is 10**9)
 MAX_YAML_DEPTH = 32
 MAX_CELLS = 10_000  # matrix combinations + include entries, counted before expanding
+# exclude entries are matched through an index (benchmark/suite_index.py): 15,000 on 10,000 cells take about a
+# second; a suite that needs more is better written with fewer, broader entries or split
+MAX_EXCLUDE_ENTRIES = 20_000
 MAX_NAME_LENGTH = 100
 _SAFE_NAME = re.compile(rf"[A-Za-z0-9_-][A-Za-z0-9_.-]{{0,{MAX_NAME_LENGTH - 1}}}")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def _brief(value: Any) -> str:
-    """``str(value)`` cut to SHOWN_VALUE_CHARS characters (a huge int has no str: its repr is shortened)."""
+    """``str(value)`` cut to SHOWN_VALUE_CHARS characters (a huge int has no str: its repr is shortened), its
+    control and bidirectional characters escaped."""
     try:
         text = str(value)
     except ValueError:
         return shorten(value)
-    return cut_text(text)
+    return escape_unsafe(cut_text(text), newlines=False)
 
 
 def name_problem(name: str) -> str | None:
@@ -378,6 +392,48 @@ def _check_repeats(axis: str, values: list[Any], errors: _Errors) -> None:
                        ["matrix", axis, j], ["matrix", axis])
 
 
+def _resolved_values(config: CellConfig | None, defaults: dict[str, Any], axes: dict[str, Any]) -> dict[str, Any]:
+    """A combination's flat values as exclude matches them: resolved, so that settings left at their defaults
+    can be excluded too; an invalid combination's as written."""
+    return _flat(config.canonical()) if config is not None else _flat(_merge(defaults, axes))
+
+
+def _report_unmatched(exclude: list[dict[str, Any]], hits: list[int], errors: _Errors) -> None:
+    for i, count in enumerate(hits):
+        if count:
+            continue
+        if errors.full():
+            errors.unshown += 1
+        else:
+            errors.add(f"exclude[{i}] {_brief(exclude[i])} matches no cell of the matrix", ["exclude", i])
+
+
+@dataclass
+class _Extras:
+    """What include adds to each kept combination, and which entries extended at least one."""
+
+    per_combination: list[dict[str, Any]]
+    used: set[int]
+
+
+def _include_extras(include: list[dict[str, Any]], kept: list[dict[str, Any]], axis_names: list[str]) -> _Extras:
+    """An entry extends the kept combinations whose matrix values it does not contradict, when it sets a key
+    that is not an axis; later entries override earlier ones."""
+    index = AxisIndex(kept)
+    axes = set(axis_names)
+    extras = _Extras([{} for _ in kept], set())
+    for i, entry in enumerate(include):
+        entry_flat = _flat(entry)
+        if not kept or all(k in axes for k in entry_flat):
+            continue
+        matching = index.agreeing((k, v) for k, v in entry_flat.items() if k in axes)
+        for j in matching:
+            extras.per_combination[j].update(entry_flat)
+        if matching:
+            extras.used.add(i)
+    return extras
+
+
 def parse_suite(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
     """Validate a parsed suite document and expand it into cells."""
     errors = _Errors(path, root)
@@ -410,6 +466,10 @@ def parse_suite(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
         sizes = " x ".join(str(len(values)) for values in suite_file.matrix.values()) or "0"
         errors.add(f"the suite has {sizes} = {combinations} matrix combinations and {len(suite_file.include)} "
                    f"include entries, more than the {MAX_CELLS} cells a suite may have; split it", ["matrix"])
+    if len(suite_file.exclude) > MAX_EXCLUDE_ENTRIES:
+        errors.add(f"exclude has {len(suite_file.exclude)} entries, more than the {MAX_EXCLUDE_ENTRIES} a suite may "
+                   "have; use fewer, broader entries (an entry naming fewer keys removes more cells), list fewer "
+                   "values on the matrix's axes, or split the suite", ["exclude"])
     for i, entry in enumerate(suite_file.include):
         _check_keys(f"include[{i}]", list(_flat(entry)), valid, errors, ["include", i])
     for i, entry in enumerate(suite_file.exclude):
@@ -448,37 +508,27 @@ def parse_suite(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
     # with no matrix, a suite of include entries has just those cells
     combos = [] if not suite_file.matrix and suite_file.include else \
         itertools.product(*suite_file.matrix.values())
+    exclude_index = PatternIndex([_flat(entry) for entry in suite_file.exclude])
     excluded_hits = [0] * len(suite_file.exclude)
-    kept: list[dict[str, Any]] = []
+    kept: list[tuple[dict[str, Any], CellConfig | None, list[tuple[str, list[list[Any]]]]]] = []
     for combo in combos:
         axes = dict(zip(axis_names, combo, strict=True))
-        config, _ = validate(_merge(defaults, axes), axes, [])
-        # match resolved values, so that settings left at their defaults can be excluded too
-        values = _flat(config.canonical()) if config is not None else _flat(_merge(defaults, axes))
-        hits = [i for i, pattern in enumerate(suite_file.exclude) if _matches(values, pattern)]
+        config, problems = validate(_merge(defaults, axes), axes, [])
+        hits = exclude_index.matching(_resolved_values(config, defaults, axes)) if suite_file.exclude else []
         for i in hits:
             excluded_hits[i] += 1
         if not hits:  # an excluded combination may be invalid: that is often why it is excluded
-            kept.append(axes)
-    for i, hits in enumerate(excluded_hits):
-        if hits == 0:
-            errors.add(f"exclude[{i}] {_brief(suite_file.exclude[i])} matches no cell of the matrix",
-                       ["exclude", i])
+            kept.append((axes, config, problems))
+    _report_unmatched(suite_file.exclude, excluded_hits, errors)
 
     # include, as in CI matrices: an entry extends every kept combination whose matrix values it does
     # not contradict; an entry that extends none becomes a cell of its own
-    extras: list[dict[str, Any]] = [{} for _ in kept]
-    own_cells: list[tuple[int, dict[str, Any]]] = []
-    for i, entry in enumerate(suite_file.include):
-        entry_flat = _flat(entry)
-        matching = [j for j, axes in enumerate(kept)
-                    if all(_same_value(axes[k], v) for k, v in entry_flat.items() if k in axes)
-                    and any(k not in axes for k in entry_flat)]
-        for j in matching:
-            extras[j].update(entry_flat)
-        if not matching:
-            own_cells.append((i, entry_flat))
-    for axes, extra in zip(kept, extras, strict=True):
+    extras = _include_extras(suite_file.include, [axes for axes, _, _ in kept], axis_names)
+    own_cells = [(i, _flat(entry)) for i, entry in enumerate(suite_file.include) if i not in extras.used]
+    for (axes, config, problems), extra in zip(kept, extras.per_combination, strict=True):
+        if not extra:  # validated above, as it is
+            add(config, problems, axes=axes)
+            continue
         shown = {**axes, **extra}
         add(*validate(_merge(_merge(defaults, axes), extra), shown, []), axes=shown)
     for i, entry_flat in own_cells:
@@ -518,9 +568,14 @@ def load_suite(path: str | Path) -> Suite:
         root = yaml.compose(text, Loader=_DepthBoundedLoader)
         if root is not None:
             _check_document(root, path)
-        data = yaml.load(text, Loader=_DepthBoundedLoader)
+        data = _construct(root)
     except _TooDeepError as exc:
         raise ConfigError(f"{path}:{exc.line}: the YAML is nested more than {MAX_YAML_DEPTH} levels deep") from None
+    except yaml.MarkedYAMLError as exc:
+        if "nesting depth" in str(exc.problem):  # libyaml's own bound (1,000 levels), far above ours
+            line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
+            raise ConfigError(f"{path}:{line}: the YAML is nested more than {MAX_YAML_DEPTH} levels deep") from None
+        raise ConfigError(f"{path}: not valid YAML: {_brief(exc)}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {_brief(exc)}") from None
     except (ValueError, OverflowError) as exc:  # a scalar YAML resolves but Python cannot build (huge int, date)
@@ -528,14 +583,38 @@ def load_suite(path: str | Path) -> Suite:
     return parse_suite(data, path, root)
 
 
+def _construct(root: yaml.Node | None) -> Any:
+    """The Python values of a composed document (parsing the text again would double the time of a big suite)."""
+    if root is None:
+        return None
+    loader = _DepthBoundedLoader("")
+    try:
+        return loader.construct_document(root)
+    finally:
+        loader.dispose()
+
 class _TooDeepError(Exception):
     def __init__(self, line: int) -> None:
         super().__init__(line)
         self.line = line
 
 
-class _DepthBoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, stopping at MAX_YAML_DEPTH levels: its composer recurses once per level, and a
+class _LibyamlSafeLoader(Composer, SafeConstructor, Resolver, CParser):
+    """PyYAML's safe loader reading its events from libyaml (6x faster on a 500 kB suite), with PyYAML's own
+    composer, so that the depth bound below still applies."""
+
+    def __init__(self, stream: str) -> None:
+        CParser.__init__(self, stream)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
+
+
+_SafeLoader: type = _LibyamlSafeLoader if CParser is not object else yaml.SafeLoader
+
+
+class _DepthBoundedLoader(_SafeLoader):
+    """The safe loader, stopping at MAX_YAML_DEPTH levels: its composer recurses once per level, and a
     deeply nested document would take seconds to end in a RecursionError."""
 
     def __init__(self, stream: str) -> None:

@@ -93,5 +93,7 @@ def test_threads_option_is_applied_recorded_and_validated(tiny_suite: Path, tmp_
         assert set(load_results(tmp_path)["torch_threads"]) == {"1"}
     finally:
         torch.set_num_threads(before)
-    assert cli.main(["run", str(tiny_suite), "--results", str(tmp_path), "--threads", "0"]) == cli.EXIT_USAGE
-    assert "--threads must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # argparse: the usage and the reason, exit status 2
+        cli.main(["run", str(tiny_suite), "--results", str(tmp_path), "--threads", "0"])
+    assert refused.value.code == cli.EXIT_USAGE
+    assert f"--threads: expected 1 to {cli.MAX_THREADS} threads, got 0" in capsys.readouterr().err

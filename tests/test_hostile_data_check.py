@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import resource
 import zipfile
 from pathlib import Path
 
@@ -154,6 +155,32 @@ def test_image_folder_is_decoded_once_into_the_cache_the_loader_reads(tmp_path: 
     assert new_cache != cache
 
 
+def test_an_image_declaring_too_many_pixels_is_refused_before_decoding(tmp_path: Path) -> None:
+    """A 20 kB PNG of 13000 x 13000 pixels (issue 20 item 12) would decode to over 500 MB."""
+    root = _folder(tmp_path / "pets")
+    bomb = root / "train" / "dog" / "1.png"
+    Image.new("1", (13000, 13000)).save(bomb)  # one bit a pixel: a tiny file
+    assert bomb.stat().st_size < 100_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    with pytest.warns(Image.DecompressionBombWarning):  # PIL's own warning, from the header; no error
+        _rejected(f"image_folder:{root}", bomb, "dog", f"declares 13000 x 13000 = 169000000 pixels, more than the "
+                  f"{sets.DEFAULT_MAX_IMAGE_PIXELS} an image may have.*{sets.MAX_IMAGE_PIXELS_ENV}=N")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before < 300 * 2**20
+    assert not (root / sets.FOLDER_CACHE).exists()
+
+
+def test_the_pixel_bound_is_settable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(sets.MAX_IMAGE_PIXELS_ENV, "143")  # the images are 12 x 12 = 144 pixels
+    root = _folder(tmp_path / "small")
+    _rejected(f"image_folder:{root}", root, "train", "declares 12 x 12 = 144 pixels, more than the 143")
+    monkeypatch.setenv(sets.MAX_IMAGE_PIXELS_ENV, "144")
+    assert dataset_info(f"image_folder:{_folder(tmp_path / 'exact')}")["n_train"] == 6
+    for bad in ("lots", "0", "-5"):
+        monkeypatch.setenv(sets.MAX_IMAGE_PIXELS_ENV, bad)
+        with pytest.raises(ConfigError, match=f"{sets.MAX_IMAGE_PIXELS_ENV} must be a positive whole number"):
+            dataset_info(f"image_folder:{_folder(tmp_path / bad)}")
+
+
 # ---------------------------------------------------------------- alb check
 
 SUITE = """\
@@ -272,3 +299,53 @@ def test_allow_missing_still_fails_a_regression_of_the_seeds_present(
                 _set_accuracy(cell, row, 0.0)
     rc, out, _ = _check(suite, tmp_path, baseline, capsys, "--allow-missing")
     assert rc == 1 and "2 missing" in out
+
+
+# ---------------------------------------------------------------- hostile baselines (issue 20 item 13)
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("setting", [1, 2], "entries[0] (id '{id}').setting: Input should be a valid dictionary (got [1, 2])"),
+    ("strategy", ["entropy"], "entries[0] (id '{id}').strategy: Input should be a valid string (got ['entropy'])"),
+    ("mean", "x", "entries[0] (id '{id}').mean: Input should be a valid number (got 'x')"),
+    ("runs", True, "entries[0] (id '{id}').runs: Input should be a valid integer (got True)"),
+    ("setting", {"pool_subset": "x"}, "setting pool_subset must be a count of images, got 'x'"),
+    ("setting", {"initial_strategy": 3}, "setting initial_strategy must be a strategy name, got 3"),
+    ("colour", "red", "entries[0] (id '{id}').colour: Extra inputs are not permitted"),
+])
+def test_a_baseline_entry_of_the_wrong_shape_is_a_message(finished: tuple[Path, Path, Path], tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str], key: str,
+                                                           value: object, expected: str) -> None:
+    suite, results, baseline = finished
+    payload = json.loads(baseline.read_text())
+    payload["entries"][0][key] = value
+    doctored = tmp_path / "baseline.json"
+    doctored.write_text(json.dumps(payload))
+    rc, _, err = _check(suite, results, doctored, capsys)
+    assert rc == cli.EXIT_USAGE and "Traceback" not in err, err
+    assert f"{doctored} is not a valid alb baseline file" in err and "--save-baseline" in err
+    assert expected.format(id=payload["entries"][0]["id"]) in err, err
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"entries": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                                  "[1, 2]", '{"entries": 3}', "not json", '{"entries": [7]}'])
+def test_a_baseline_that_is_not_one_is_a_message(finished: tuple[Path, Path, Path], tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str], text: str) -> None:
+    suite, results, _ = finished
+    doctored = tmp_path / "baseline.json"
+    doctored.write_text(text)
+    rc, _, err = _check(suite, results, doctored, capsys)
+    assert rc == cli.EXIT_USAGE and "Traceback" not in err and len(err) < 2000, err
+    assert f"{doctored} is not" in err and "alb baseline file" in err
+
+
+def test_a_baseline_id_with_markup_and_escapes_is_shown_as_written(finished: tuple[Path, Path, Path], tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    suite, results, baseline = finished
+    payload = json.loads(baseline.read_text())
+    payload["entries"][0]["id"] = "[/]x[bold]y\x1b[2J\u202eevil"
+    doctored = tmp_path / "baseline.json"
+    doctored.write_text(json.dumps(payload))
+    rc, out, err = _check(suite, results, doctored, capsys)
+    assert rc == 0, err
+    assert "[/]x[bold]y\\x1b[2J\\u202eevil" in out and "\x1b" not in out and "\u202e" not in out

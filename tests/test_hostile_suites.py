@@ -26,6 +26,8 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from benchmark import cli
+from benchmark.data.view_config import MAX_VIEW_POOL
 from benchmark.errors import AlbError, ConfigError
 from benchmark.strategies import PARAM_RANGES, STRATEGIES
 from benchmark.suite import MAX_CELLS, MAX_NAME_LENGTH, load_suite
@@ -264,6 +266,27 @@ def test_every_numeric_strategy_parameter_has_a_range() -> None:
         assert numeric == set(PARAM_RANGES.get(entry.name, {})), entry.name
 
 
+# --------------------------------------------------------------------------- views (issue 20 item 11)
+
+
+@pytest.mark.parametrize("copies", [1_000_000_000, 10**300, MAX_VIEW_POOL // 100 + 1])
+def test_a_view_pool_past_the_bound_is_refused_and_the_bound_said(tmp_path: Path, copies: int,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, BASE + f"  view: {{redundancy: {{unique: 100, copies: {copies}}}}}\n" + MATRIX)
+    message = refused(path)
+    assert f"{path}:{line_of(path, 'view:')}: key 'view.redundancy'" in message
+    assert f"more than the {MAX_VIEW_POOL} a view's pool may have" in message
+    assert cli.main(["run", str(path), "--dry-run", "--results", str(tmp_path / "results")]) == cli.EXIT_USAGE
+    assert f"more than the {MAX_VIEW_POOL}" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_view_pool_at_the_bound_is_kept(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE + f"  view: {{redundancy: {{unique: 100, copies: {MAX_VIEW_POOL // 100}}}}}\n"
+                 + MATRIX)
+    assert len(load_suite(path).cells) == 4
+
+
 # --------------------------------------------------------------------------- fuzz
 
 FUZZ_BASE: dict[str, Any] = {
@@ -272,8 +295,9 @@ FUZZ_BASE: dict[str, Any] = {
     "defaults": {"dataset": "digits", "backbone": "small_cnn", "budget": {"initial": 20, "query": 20, "rounds": 2},
                  "training": {"epochs": 3, "optimizer": {"name": "sgd", "lr": 0.05}}},
     "matrix": {"strategy": ["random", "entropy"], "seed": [0, 1]},
-    "include": [{"strategy": "vaal", "strategy_params": {"epochs": 2}}],
-    "exclude": [{"strategy": "random", "seed": 1}],
+    "include": [{"strategy": "vaal", "strategy_params": {"epochs": 2}},
+                {"strategy": "entropy", "seed": 5, "view": {"redundancy": {"unique": 100, "copies": 2}}}],
+    "exclude": [{"strategy": "random", "seed": 1}, {"seed": 0, "training": {"epochs": 3}}],
     "assumptions": [{"setting": "seed", "why": "none given", "source": "nowhere"}],
 }
 PATHS = [("name",), ("description",), ("defaults",), ("defaults", "dataset"), ("defaults", "budget"),
@@ -282,7 +306,13 @@ PATHS = [("name",), ("description",), ("defaults",), ("defaults", "dataset"), ("
          ("defaults", "strategy_params"), ("defaults", "view"), ("defaults", "pretraining"), ("defaults", "init"),
          ("matrix",), ("matrix", "strategy"), ("matrix", "seed"), ("matrix", "training.optimizer.lr"),
          ("include",), ("include", 0), ("include", 0, "strategy_params"), ("include", 0, "strategy_params", "epochs"),
-         ("exclude",), ("exclude", 0, "seed"), ("assumptions",), ("assumptions", 0, "value"), ("references",)]
+         ("exclude",), ("exclude", 0, "seed"), ("assumptions",), ("assumptions", 0, "value"), ("references",),
+         # include / exclude entries and views (issue 20)
+         ("include", 1), ("include", 1, "seed"), ("include", 1, "view"), ("include", 1, "view", "redundancy"),
+         ("include", 1, "view", "redundancy", "copies"), ("include", 1, "view", "redundancy", "unique"),
+         ("include", 1, "view", "imbalance"), ("exclude", 0), ("exclude", 1), ("exclude", 1, "training"),
+         ("exclude", 1, "training", "epochs"), ("defaults", "view", "redundancy"),
+         ("defaults", "view", "imbalance"), ("matrix", "view.redundancy.copies"), ("matrix", "view.imbalance")]
 HOSTILE_SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(), st.sampled_from([2**63, 2**70, -(2**64), 10**300]),
     st.floats(), st.sampled_from([math.inf, -math.inf, math.nan, 1e308, -0.0]),
@@ -299,6 +329,19 @@ def _set(tree: Any, path: tuple[Any, ...], value: Any) -> None:
     tree[path[-1]] = value
 
 
+def _many_entries(draw: st.DrawFn, tree: dict[str, Any]) -> None:
+    """Many seeds and many include / exclude entries, some matching nothing, some repeated (issue 20 item 10)."""
+    seeds = draw(st.integers(1, 300))
+    entry = st.fixed_dictionaries({"seed": st.integers(-1, seeds)}, optional={
+        "strategy": st.sampled_from(["random", "entropy", "margin"]),
+        "training.epochs": st.sampled_from([3, 3.0, True]), "pool_subset": st.sampled_from([50, 100]),
+        "view": HOSTILE_VALUES})
+    with contextlib.suppress(TypeError):  # an earlier mutation replaced the matrix
+        tree["matrix"]["seed"] = list(range(seeds))
+    for key in ("include", "exclude"):
+        tree[key] = draw(st.lists(entry, max_size=20)) * draw(st.integers(1, 100))
+
+
 @st.composite
 def suite_documents(draw: st.DrawFn) -> str:
     """The text of FUZZ_BASE with a few random values replaced and, maybe, its text mangled."""
@@ -307,6 +350,8 @@ def suite_documents(draw: st.DrawFn) -> str:
         path = draw(st.sampled_from(PATHS))
         with contextlib.suppress(KeyError, IndexError, TypeError):  # an earlier mutation replaced a parent
             _set(tree, path, draw(HOSTILE_VALUES))
+    if draw(st.booleans()):
+        _many_entries(draw, tree)
     text = yaml.safe_dump(tree, sort_keys=False)
     lines = text.splitlines()
     mutation = draw(TEXT_MUTATIONS)

@@ -61,17 +61,48 @@ CALTECH101_CATEGORY_SIZES = {
 }
 
 _DECODE_THREADS = max(1, min(8, os.cpu_count() or 1))
+# a small file may declare a huge image (a 20 kB PNG of 13000 x 13000 pixels decodes to 1.7 GB): an image of
+# more pixels than this is refused from its header, before decoding; PIL's own decompression-bomb check
+# refuses those of more than 2 x Image.MAX_IMAGE_PIXELS (179 million) whatever this says
+MAX_IMAGE_PIXELS_ENV = "ALB_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_IMAGE_PIXELS = 25_000_000  # a 5000 x 5000 photo
+
+
+def max_image_pixels() -> int:
+    """The bound on the pixels of one image: $ALB_MAX_IMAGE_PIXELS, else DEFAULT_MAX_IMAGE_PIXELS."""
+    text = os.environ.get(MAX_IMAGE_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{MAX_IMAGE_PIXELS_ENV} must be a positive whole number of pixels, got {text[:40]!r}; "
+                          f"unset it for the default {DEFAULT_MAX_IMAGE_PIXELS}")
+    return value
+
+
+def _check_pixels(source: Any, image: Any) -> None:
+    width, height = image.size
+    bound = max_image_pixels()
+    if width * height > bound:
+        raise DatasetUnavailableError(
+            f"image {source} declares {width} x {height} = {width * height} pixels, more than the {bound} an image "
+            f"may have; shrink it, or raise the bound with {MAX_IMAGE_PIXELS_ENV}=N if the memory allows")
 
 
 # ---------------------------------------------------------------- shared helpers
 
 
 def decode_image(source: Any, size: int | None) -> np.ndarray:
-    """One image (a path or an open PIL image) as RGB uint8 HWC, resized to size x size when given."""
+    """One image (a path or an open PIL image) as RGB uint8 HWC, resized to size x size when given; an image
+    of more than max_image_pixels() pixels is refused before it is decoded."""
     from PIL import Image
 
     image = Image.open(source) if isinstance(source, str | Path) else source
     with image:
+        _check_pixels(source, image)
         rgb = image.convert("RGB")
         if size is not None and rgb.size != (size, size):
             rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
@@ -83,6 +114,8 @@ def decode_many(sources: Sequence[Any], size: int | None, load: Callable[[Any], 
     def one(source: Any) -> np.ndarray:
         try:
             return decode_image(load(source) if load is not None else source, size)
+        except (DatasetUnavailableError, ConfigError):  # already says which image and what to do
+            raise
         except Exception as exc:  # PIL raises OSError, SyntaxError, DecompressionBombError, ... for a bad file
             raise DatasetUnavailableError(f"image {source} could not be decoded ({exc.__class__.__name__}: "
                                           f"{exc}); replace or remove it") from exc

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import AlbError
-from benchmark.executors.common import RunSettings, forwarded_env, select_cell
+from benchmark.executors.common import RunSettings, cores, forwarded_env, select_cell
 from benchmark.runner import SuiteOutcome
 from benchmark.store import SuiteStore
 from benchmark.suite import Suite
@@ -39,6 +39,21 @@ def _check_flags(args: argparse.Namespace) -> None:
                        "--device and --threads")
     if args.cell is not None and (args.executor != "local" or args.workers not in (None, 1)):
         raise AlbError("--cell runs one cell in this process; it does not combine with --executor or --workers")
+
+
+def check_device_and_threads(args: argparse.Namespace) -> None:
+    """Refuse at once, before a cell is claimed, what would fail every cell: locally a device this machine does
+    not have, or more threads per cell than its cores (on ray / slurm the nodes decide: only the syntax and
+    range that the parser checks)."""
+    from benchmark.runner import pick_device
+
+    if args.executor != "local":
+        return
+    if args.threads is not None and args.threads > cores():
+        raise AlbError(f"--threads {args.threads}: this machine has {cores()} cores; give at most {cores()} "
+                       "(more threads than cores only slow a cell down)")
+    if args.device.startswith("cuda"):  # auto and cpu always work: torch is not imported for them
+        pick_device(args.device)
 
 
 def run_with_executor(args: argparse.Namespace, suite: Suite, store: SuiteStore, data_dir: Path,

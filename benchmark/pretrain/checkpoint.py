@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from benchmark.config import checkpoint_file_problem
 from benchmark.pretrain.errors import CheckpointError
 
 HEAD_PREFIX = "head."
@@ -56,9 +57,8 @@ def unwrap(obj: Any) -> dict[str, torch.Tensor]:
 
 
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise CheckpointError(f"init checkpoint: file '{path}' does not exist; give the path of a file saved "
-                              "with torch.save (relative paths are taken from the directory alb runs in)")
+    if problem := checkpoint_file_problem(path):  # changed since the suite was validated
+        raise CheckpointError(problem)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip and weights-only errors all mean the same thing to the user

@@ -22,12 +22,24 @@ baselines saved before versions were recorded have none, and are compared whatev
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
+from benchmark.config import cut_text, shorten
 from benchmark.report.frame import (
     STRATEGY_PARAMS_PREFIX,
     STRATEGY_VERSION_COLUMNS,
@@ -270,17 +282,93 @@ def save_baseline(refs: list[Reference], path: Any, suite: str) -> None:
     atomic_write(Path(path), lambda tmp: tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n"))
 
 
+Scalar = StrictStr | StrictInt | StrictFloat | StrictBool | None
+
+
+class BaselineEntry(BaseModel):
+    """One entry of a baseline file: a Reference as ``save_baseline`` writes it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: str
+    dataset: str
+    backbone: str
+    strategy: str
+    setting: dict[str, Scalar | list[Scalar]]
+    n_labeled: int | None
+    metric: str
+    mean: float | None
+    std: float | None
+    runs: int | None
+    source: str
+
+    @field_validator("setting")
+    @classmethod
+    def _known_types(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(v.get("initial_strategy"), str | None):
+            raise ValueError(f"setting initial_strategy must be a strategy name, got {shorten(v['initial_strategy'])}")
+        subset = v.get("pool_subset")
+        if subset is not None and (isinstance(subset, bool | str | list) or not math.isfinite(subset)):
+            raise ValueError(f"setting pool_subset must be a count of images, got {shorten(subset)}")
+        return v
+
+
+class BaselineFile(BaseModel):
+    """A baseline file: the entries, and where they come from (not checked)."""
+
+    model_config = ConfigDict(strict=True)
+
+    entries: list[BaselineEntry]
+
+
+MAX_BASELINE_PROBLEMS = 8
+
+
+def _where(err: dict[str, Any], payload: Any) -> str:
+    """'entries[3] (id 'x').setting': the key of a validation error, with its entry's id when it has one."""
+    loc = list(err["loc"])
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(top level)"
+    if len(loc) >= 2 and loc[0] == "entries" and isinstance(loc[1], int):
+        entry = payload["entries"][loc[1]]
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+            head = f"entries[{loc[1]}]"
+            text = f"{head} (id {shorten(entry['id'])}){text.removeprefix(head)}"
+    return text
+
+
+def _schema_problems(exc: ValidationError, payload: Any) -> str:
+    lines = []
+    for err in exc.errors()[:MAX_BASELINE_PROBLEMS]:
+        message = err["msg"].removeprefix("Value error, ")
+        shown = "" if err["type"] in ("value_error", "missing") else f" (got {shorten(err.get('input'))})"
+        lines.append(f"{_where(err, payload)}: {message}{shown}")
+    more = exc.error_count() - len(lines)
+    return "\n  ".join(lines) + (f"\n  ... and {more} more" if more > 0 else "")
+
+
 def load_baseline(path: Any) -> list[Reference]:
+    """The references of a baseline file; ConfigError naming the file, the entry and the key of a problem."""
     from pathlib import Path
 
     from benchmark.errors import ConfigError
 
+    redo = f"write it again with 'alb check SUITE --save-baseline {path}'"
     try:
         payload = json.loads(Path(path).read_text())
-        refs = [Reference(**entry) for entry in payload["entries"]]
     except FileNotFoundError:
         raise ConfigError(f"baseline file not found: {path}; create it with "
                           f"'alb check SUITE --save-baseline {path}'") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path} is not an alb baseline file ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is not an alb baseline file: its JSON is nested too deeply; {redo}") from None
+    except ValueError as exc:  # not JSON, not UTF-8
+        raise ConfigError(f"{path} is not an alb baseline file ({cut_text(str(exc))}); {redo}") from None
+    if not isinstance(payload, dict):
+        raise ConfigError(f"{path} is not an alb baseline file: a JSON object with 'entries' was expected, got "
+                          f"{type(payload).__name__}; {redo}")
+    try:
+        entries = BaselineFile.model_validate(payload).entries
+    except ValidationError as exc:
+        raise ConfigError(f"{path} is not a valid alb baseline file ({redo}):\n  "
+                          f"{_schema_problems(exc, payload)}") from None
+    refs = [Reference(**entry.model_dump()) for entry in entries]
     return [checked_reference(ref, f"baseline {path}: entry") for ref in refs]
