@@ -10,8 +10,9 @@ import re
 import sys
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from benchmark import __version__
 from benchmark.errors import AlbError, AlbWarning, escape_unsafe
@@ -39,14 +40,20 @@ def _label_counts(text: str) -> list[int]:
     return counts
 
 
-def _positive_float(text: str) -> float:
+def _number(text: str, cast: type[int] | type[float], ok: Callable[[float], bool], expected: str) -> Any:
+    """``text`` as ``cast`` when ``ok`` holds for it, else an argparse error 'expected <expected>, got ...'."""
     try:
-        value = float(text)
+        value = cast(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'")
+        value = None
+    if value is None or not ok(value):
+        shown = value if cast is int and value is not None else _shown(text)  # a count as itself, else as typed
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {shown}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    return float(_number(text, float, lambda v: v > 0, "a positive number"))
 
 
 MAX_THREADS = 1024  # torch threads per cell on a remote node (ray, slurm); locally at most this machine's cores
@@ -66,35 +73,17 @@ def _device(text: str) -> str:
 
 
 def _threads(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of threads, got {_shown(text)}") from None
-    if not 1 <= value <= MAX_THREADS:
-        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_THREADS} threads, got {value}")
-    return value
+    return int(_number(text, int, lambda v: 1 <= v <= MAX_THREADS, f"1 to {MAX_THREADS} threads"))
 
 
 def _non_negative_finite(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {_shown(text)}")
-    return value
+    return float(_number(text, float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"))
 
 
 def _workers(text: str) -> int | str:
     if text == "auto":
         return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of workers or 'auto', got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1 worker, got {value}")
-    return value
+    return int(_number(text, int, lambda v: v >= 1, "a whole number of workers (at least 1) or 'auto'"))
 
 
 def _add_executor_args(run: argparse.ArgumentParser) -> None:
