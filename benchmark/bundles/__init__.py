@@ -1,0 +1,1 @@
+"""Submission bundles: `alb bundle` writes one (create.py), `alb verify` checks one (verify.py)."""
