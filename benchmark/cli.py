@@ -171,7 +171,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise AlbError(f"--threads must be at least 1, got {args.threads}")
     from benchmark.executors import run_with_executor
     from benchmark.executors.common import pending_cells
-    from benchmark.plugins import check_cells
+    from benchmark.plugin_check import check_cells
 
     check_cells(pending_cells(suite, store, args.force))  # a broken plugin: one error before any cell starts
 

@@ -75,7 +75,7 @@ def _cached(signature: str, compute: Any) -> str:
     digest: str = compute()
     _memory[signature] = digest
     with contextlib.suppress(OSError):
-        from benchmark.store import atomic_write
+        from benchmark.files import atomic_write
 
         entry.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"signature": signature, "sha256": digest})

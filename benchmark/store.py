@@ -43,9 +43,8 @@ import re
 import socket
 import stat
 import subprocess
-import tempfile
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -54,6 +53,7 @@ from typing import Any, BinaryIO
 from benchmark import __version__
 from benchmark.config import flatten
 from benchmark.errors import AlbError, DamagedFileWarning, NotRegularFileError, ResultsLayoutError
+from benchmark.files import atomic_write as atomic_write  # re-exported (its home: below every writer)
 
 RESULT_SUFFIX = ".parquet"
 METADATA_KEY = b"alb"
@@ -73,23 +73,6 @@ CELLS_DIR = "cells"  # RESULTS/cells/: every finished cell of every suite, by id
 SUITE_RECORD = "suite.json"  # written by benchmark/assumptions.py
 CELL_ID_PATTERN = re.compile(r"[0-9a-f]{16}")  # config.py: the first 16 hex digits of a sha256
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
-
-
-def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` and rename ``tmp`` onto ``target``; on any failure remove ``tmp``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def now_iso() -> str:

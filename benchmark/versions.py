@@ -25,6 +25,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# datasets given by path (benchmark.data.parse_spec); re-exported
+from benchmark.dataset_versions import PARAMETRIC_DATASET_VERSIONS as PARAMETRIC_DATASET_VERSIONS
+
 if TYPE_CHECKING:
     from benchmark.config import CellConfig
     from benchmark.plugins import Origin
@@ -39,8 +42,6 @@ TRAINER_ROOTS = ("benchmark.learner", "benchmark.runner", "benchmark.cell_state"
 # deepcluster 2: one shared k-means (benchmark/ops/kmeans.py, greedy k-means++ seeding) changed its pseudo-labels
 # simsiam 2, deepcluster 3, rotation 2: the split_batches fix (see TRAINER_VERSION 2) changed their batches
 INIT_VERSIONS: dict[str, int] = {"simsiam": 2, "deepcluster": 3, "rotation": 2, "imagenet": 1, "checkpoint": 1}
-# datasets given by path (benchmark.data.parse_spec)
-PARAMETRIC_DATASET_VERSIONS: dict[str, int] = {"npz": 1, "image_folder": 1}
 
 VERSION_PREFIX = "version."  # result columns: version.strategy, version.backbone, ...
 UNKNOWN = "unknown"  # the version of a component in results written before versions were recorded
@@ -267,7 +268,7 @@ def stale_components(committed: dict[str, dict[str, Any]] | None = None) -> list
 
 
 def write_fingerprints(path: Path = FINGERPRINT_FILE) -> None:
-    from benchmark.store import atomic_write
+    from benchmark.files import atomic_write
 
     text = json.dumps({"about": "component versions and the sha256 of their sources; regenerate with "
                        "'python -m benchmark.versions --update' after bumping the version of every component "
