@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmark.columns import PLUGIN_PREFIX as PLUGIN_PREFIX  # result columns: plugin.strategy, ...
 from benchmark.component_info import BackboneInfo, DatasetInfo, StrategyInfo
 from benchmark.errors import ConfigError
 
@@ -49,7 +50,6 @@ KNOWN_NEEDS = frozenset({"probs", "embeddings", "mc_dropout", "network", "images
                          "loss_prediction", "discriminator", "wasserstein"})
 STRATEGY_KINDS = ("plain", "schedule", "initial")
 REFERENCE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
-PLUGIN_PREFIX = "plugin."  # result columns: plugin.strategy, plugin.backbone, ...
 
 Info = StrategyInfo | BackboneInfo | DatasetInfo
 
