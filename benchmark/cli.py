@@ -225,7 +225,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from benchmark.executors import check_device_and_threads, run_with_executor
     from benchmark.executors.common import pending_cells
-    from benchmark.plugins import check_cells
+    from benchmark.plugin_check import check_cells
     from benchmark.progress import make_reporter
 
     check_device_and_threads(args)

@@ -19,12 +19,12 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmark.columns import INPUT_PREFIX as INPUT_PREFIX  # result columns: input.dataset, input.init
 from benchmark.errors import ConfigError
 
 if TYPE_CHECKING:
     from benchmark.config import CellConfig
 
-INPUT_PREFIX = "input."  # result columns: input.dataset, input.init
 CHUNK = 1 << 20
 _memory: dict[str, str] = {}  # signature -> digest, this process
 # image folder -> digest, this process: listing and stat-ing every image per cell id would cost cells x images;
@@ -75,7 +75,7 @@ def _cached(signature: str, compute: Any) -> str:
     digest: str = compute()
     _memory[signature] = digest
     with contextlib.suppress(OSError):
-        from benchmark.store import atomic_write
+        from benchmark.files import atomic_write
 
         entry.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"signature": signature, "sha256": digest})

@@ -21,6 +21,7 @@ What the object must be: a strategy, a subclass of :class:`benchmark.strategies.
 :class:`benchmark.models.base.Backbone`; a dataset, a callable ``(data_dir)`` returning a
 :class:`benchmark.data.base.ImageDataset` with the declared number of images.
 
+Which plugins a suite's cells run is checked before they start by :func:`benchmark.plugin_check.check_cells`.
 A plugin's identity (:class:`Origin`: its distribution, version and the sha256 of its package's sources)
 enters the id of every cell that uses it and its result rows (``plugin.strategy``, ...): editing a plugin never
 serves stale cells, and two plugins of one name never share a board.
@@ -34,12 +35,14 @@ import importlib
 import importlib.metadata
 import importlib.util
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmark.columns import PLUGIN_PREFIX as PLUGIN_PREFIX  # result columns: plugin.strategy, ...
+from benchmark.component_info import BackboneInfo, DatasetInfo, StrategyInfo
 from benchmark.errors import ConfigError
-from benchmark.registry import BackboneInfo, DatasetInfo, StrategyInfo
 
 ENTRY_POINT_GROUPS = {"strategy": "alb.strategies", "backbone": "alb.backbones", "dataset": "alb.datasets"}
 # what a strategy may read in a round (benchmark.strategies.base.SelectionContext and the runner provide these)
@@ -47,7 +50,6 @@ KNOWN_NEEDS = frozenset({"probs", "embeddings", "mc_dropout", "network", "images
                          "loss_prediction", "discriminator", "wasserstein"})
 STRATEGY_KINDS = ("plain", "schedule", "initial")
 REFERENCE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
-PLUGIN_PREFIX = "plugin."  # result columns: plugin.strategy, plugin.backbone, ...
 
 Info = StrategyInfo | BackboneInfo | DatasetInfo
 
@@ -164,9 +166,11 @@ def check_target(kind: str, name: str, obj: Any, origin: Origin | None) -> None:
         return
     where = f"'{name}' ({origin.label()})"
     if kind == "strategy":
-        from benchmark.strategies.base import Strategy
-
-        if not (isinstance(obj, type) and issubclass(obj, Strategy)):
+        # a subclass of Strategy exists only once benchmark.strategies.base is imported: looked up rather than
+        # imported, so this module (which the registry loads) stays below the strategies in the import graph
+        base = sys.modules.get("benchmark.strategies.base")
+        Strategy = getattr(base, "Strategy", None)
+        if Strategy is None or not (isinstance(obj, type) and issubclass(obj, Strategy)):
             raise ConfigError(f"strategy plugin {where}: {obj!r} is not a subclass of "
                               "benchmark.strategies.base.Strategy")
         if obj.select is Strategy.select:
@@ -213,22 +217,3 @@ def from_reference(kind: str, reference: str) -> tuple[Declaration, Origin]:
     if not isinstance(obj, Declaration):
         check_target(kind, reference, obj, origin)  # imported already: check it now, when the suite loads
     return declaration, origin
-
-
-def check_cells(cells: list[Any]) -> None:
-    """Load and check the plugin objects the given cells run (``alb run``, before any cell starts): a broken
-    plugin is one error up front, not one failed cell each."""
-    from benchmark.data import DATASETS
-    from benchmark.models import BACKBONES
-    from benchmark.strategies import STRATEGIES
-
-    seen: set[tuple[str, str]] = set()
-    for cell in cells:
-        c = cell.config
-        for registry, name in ((STRATEGIES, c.strategy), (STRATEGIES, c.initial_strategy),
-                               (BACKBONES, c.backbone), (DATASETS, c.dataset)):
-            if name is None or (registry.kind, name) in seen or name not in registry:
-                continue
-            seen.add((registry.kind, name))
-            if registry.entry(name).origin is not None:
-                registry.get(name)

@@ -205,15 +205,17 @@ class SuiteOutcome:
 def run_suite(suite: Suite, store: SuiteStore, device: str | None, data_dir: Path,
               force: bool = False, threads: int | None = None, precision: str = "auto", compile: bool = False,
               reporter_factory: Callable[..., Any] | None = None, only: Collection[str] | None = None,
-              executor: str = "local") -> SuiteOutcome:
+              executor: str = "local", write_record: bool = True) -> SuiteOutcome:
     """Run every cell not yet finished (of ``only``, the ids of a subset, when given); a failing cell is
-    recorded and the others go on. ``executor`` names who runs the cells, in claims and events."""
+    recorded and the others go on. ``executor`` names who runs the cells, in claims and events.
+    ``write_record``: refresh the suite's record (False in a task: the driver wrote it for all its cells)."""
     outcome = SuiteOutcome()
     cells = suite.cells if only is None else [c for c in suite.cells if c.id in only]
     todo = [c for c in cells if force or not store.is_done(c.id)]
     outcome.cached = len(cells) - len(todo)
     # the suite's assumptions beside its results, refreshed on every run (see benchmark/assumptions.py)
-    write_suite_record(store.root, suite)
+    if write_record:
+        write_suite_record(store.root, suite)
     if not todo:
         return outcome
     # cells to run: now torch is needed

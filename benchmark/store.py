@@ -43,28 +43,28 @@ import re
 import socket
 import stat
 import subprocess
-import tempfile
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from benchmark import __version__
+
+# the roles of result columns are declared in benchmark/columns.py; these names are re-exported
+from benchmark.columns import IDENTITY_COLUMNS as IDENTITY_COLUMNS
+from benchmark.columns import LOADED_COLUMNS as LOADED_COLUMNS
+from benchmark.columns import PROVENANCE_COLUMNS as PROVENANCE_COLUMNS
+from benchmark.columns import ROUND_COLUMNS as ROUND_COLUMNS
 from benchmark.config import flatten
 from benchmark.errors import AlbError, DamagedFileWarning, NotRegularFileError, ResultsLayoutError
+from benchmark.files import atomic_write as atomic_write  # re-exported (its home: below every writer)
 
 RESULT_SUFFIX = ".parquet"
 METADATA_KEY = b"alb"
-# columns of a result row that are not part of the cell's configuration
-ROUND_COLUMNS = ("round", "n_labeled", "n_pseudo_labeled", "accuracy", "macro_f1", "train_loss", "train_seconds",
-                 "query_seconds", "selected", "finished_at")
-PROVENANCE_COLUMNS = ("alb_version", "git_commit", "torch_version", "device", "torch_threads", "host",
-                      "python", "precision", "channels_last", "compiled")
-IDENTITY_COLUMNS = ("suite", "cell_id")
-# added when a suite's cells are loaded: the suite that computed the cell (the file's own ``suite`` column)
-LOADED_COLUMNS = ("computed_by",)
+# frame.attrs key of a loaded frame: the flattened configuration keys of its cells, from the files' metadata
+CONFIG_COLUMNS_ATTR = "alb_config_columns"
 # what every cell file alb ever wrote holds and a report needs
 REQUIRED_COLUMNS = (*IDENTITY_COLUMNS, "round", "n_labeled", "accuracy", "selected")
 QUARANTINE_DIR = ".quarantine"
@@ -73,23 +73,6 @@ CELLS_DIR = "cells"  # RESULTS/cells/: every finished cell of every suite, by id
 SUITE_RECORD = "suite.json"  # written by benchmark/assumptions.py
 CELL_ID_PATTERN = re.compile(r"[0-9a-f]{16}")  # config.py: the first 16 hex digits of a sha256
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
-
-
-def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` and rename ``tmp`` onto ``target``; on any failure remove ``tmp``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def now_iso() -> str:
@@ -429,7 +412,8 @@ class SuiteStore:
                      rows: list[dict[str, Any]], meta: dict[str, str]) -> Path:
         """One parquet per cell: config columns + the versions of its components (version.strategy, ...;
         benchmark/versions.py) + the digests of its by-path inputs (input.dataset, input.init;
-        benchmark/inputs.py) + per-round rows + provenance columns."""
+        benchmark/inputs.py) + per-round rows + provenance columns (their roles: benchmark/columns.py); the
+        resolved ``config`` in the metadata says which columns are the configuration."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -518,7 +502,10 @@ def _read_cell(path: Path) -> Any:
             why = parquet_problem(fh, path.name.removesuffix(RESULT_SUFFIX))
             if why is None:
                 fh.seek(0)
-                return pq.read_table(fh).to_pandas()
+                table = pq.read_table(fh)
+                frame = table.to_pandas()
+                frame.attrs[CONFIG_COLUMNS_ATTR] = _config_columns(table.schema.metadata or {})
+                return frame
     except FileNotFoundError:
         return None
     except PermissionError:
@@ -531,6 +518,28 @@ def _read_cell(path: Path) -> Any:
     return None
 
 
+def _config_columns(metadata: dict[bytes, bytes]) -> list[str]:
+    """The flattened configuration keys of a cell file, from the ``config`` of its alb metadata (every file alb
+    wrote has one: parquet_problem refuses a file without it)."""
+    config = json.loads(metadata.get(METADATA_KEY, b"{}")).get("config")
+    return sorted(flatten(config)) if isinstance(config, dict) else []
+
+
+def _concat(frames: list[Any]) -> Any:
+    """One frame of the cells' frames; ``attrs[CONFIG_COLUMNS_ATTR]``: the configuration keys of them all
+    (benchmark/columns.py: what the report derives protocols from)."""
+    import pandas as pd
+
+    if not frames:
+        return pd.DataFrame()
+    keys = sorted({k for f in frames for k in f.attrs.get(CONFIG_COLUMNS_ATTR, ())})
+    for f in frames:
+        f.attrs = {}  # pandas keeps attrs through concat only when they are equal
+    frame = pd.concat(frames, ignore_index=True, sort=False)
+    frame.attrs[CONFIG_COLUMNS_ATTR] = keys
+    return frame
+
+
 def load_results(*dirs: str | Path) -> Any:
     """One pandas DataFrame with the rows of every finished cell under ``dirs``; damaged cell files are
     quarantined and stray parquet files ignored, each with a warning.
@@ -540,26 +549,17 @@ def load_results(*dirs: str | Path) -> Any:
     ``suite`` set to that suite (``computed_by``: the suite that computed the cell). A folder holding
     several suites gives each suite's view (a cell two suites share appears once per suite, as it did when
     each suite kept its own copy), then every other cell file under it with its own suite."""
-    import pandas as pd
-
     frames: list[Any] = []
     for d in dirs or ("results",):
         frames.extend(_folder_frames(Path(d)))
-    if not frames:
-        return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True, sort=False)
+    return _concat(frames)
 
 
 def load_suite_cells(results_dir: str | Path, suite_name: str, cell_ids: Iterable[str]) -> Any:
     """The rows of the finished cells among ``cell_ids`` (a suite's cells, known from its file) in
     ``results_dir``, from ``cells/`` or an earlier layout's suite folder, with ``suite`` set to ``suite_name``."""
-    import pandas as pd
-
     root = Path(results_dir)
-    frames = _view_frames(root / CELLS_DIR, root / suite_name, list(cell_ids), set(), legacy_extras=False)
-    if not frames:
-        return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True, sort=False)
+    return _concat(_view_frames(root / CELLS_DIR, root / suite_name, list(cell_ids), set(), legacy_extras=False))
 
 
 def _folder_frames(folder: Path) -> list[Any]:

@@ -25,6 +25,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmark.columns import PLUGIN_PREFIX
+from benchmark.columns import VERSION_PREFIX as VERSION_PREFIX  # result columns: version.strategy, ...
+
+# datasets given by path (benchmark.data.parse_spec); re-exported
+from benchmark.dataset_versions import PARAMETRIC_DATASET_VERSIONS as PARAMETRIC_DATASET_VERSIONS
+
 if TYPE_CHECKING:
     from benchmark.config import CellConfig
     from benchmark.plugins import Origin
@@ -39,10 +45,7 @@ TRAINER_ROOTS = ("benchmark.learner", "benchmark.runner", "benchmark.cell_state"
 # deepcluster 2: one shared k-means (benchmark/ops/kmeans.py, greedy k-means++ seeding) changed its pseudo-labels
 # simsiam 2, deepcluster 3, rotation 2: the split_batches fix (see TRAINER_VERSION 2) changed their batches
 INIT_VERSIONS: dict[str, int] = {"simsiam": 2, "deepcluster": 3, "rotation": 2, "imagenet": 1, "checkpoint": 1}
-# datasets given by path (benchmark.data.parse_spec)
-PARAMETRIC_DATASET_VERSIONS: dict[str, int] = {"npz": 1, "image_folder": 1}
 
-VERSION_PREFIX = "version."  # result columns: version.strategy, version.backbone, ...
 UNKNOWN = "unknown"  # the version of a component in results written before versions were recorded
 ROOT = Path(__file__).resolve().parent.parent
 FINGERPRINT_FILE = Path(__file__).resolve().parent / "component_fingerprints.json"
@@ -135,8 +138,6 @@ def plugin_identities(config: CellConfig | dict[str, Any]) -> dict[str, dict[str
 
 def plugin_columns(config: CellConfig | dict[str, Any]) -> dict[str, str]:
     """{'plugin.strategy': 'alb-example-plugin==0.1.0 sha256:...', ...} for the plugins a cell runs."""
-    from benchmark.plugins import PLUGIN_PREFIX
-
     return {f"{PLUGIN_PREFIX}{role}": origin.column() for role, origin in component_origins(config).items()}
 
 
@@ -267,7 +268,7 @@ def stale_components(committed: dict[str, dict[str, Any]] | None = None) -> list
 
 
 def write_fingerprints(path: Path = FINGERPRINT_FILE) -> None:
-    from benchmark.store import atomic_write
+    from benchmark.files import atomic_write
 
     text = json.dumps({"about": "component versions and the sha256 of their sources; regenerate with "
                        "'python -m benchmark.versions --update' after bumping the version of every component "

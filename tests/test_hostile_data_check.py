@@ -143,7 +143,9 @@ def test_image_folder_is_decoded_once_into_the_cache_the_loader_reads(tmp_path: 
     def no_decoding(*_: object, **__: object) -> np.ndarray:
         raise AssertionError("decoded again although validation cached the folder")
 
-    monkeypatch.setattr(sets, "decode_many", no_decoding)
+    from benchmark.data import decoding
+
+    monkeypatch.setattr(decoding, "decode_many", no_decoding)  # where image_folder decoding calls it
     data = sets.load_parametric(spec)  # as a cell in another process: the cache, no decoding
     assert np.array_equal(data.train_x.numpy(), expected)
     assert data.train_y.tolist() == [0, 0, 0, 1, 1, 1] and data.test_y.tolist() == [0, 1]

@@ -377,7 +377,7 @@ def _images_in(folder: Path) -> list[Path]:
 @functools.lru_cache(maxsize=16)
 def _image_folder_info(spec: str, path: Path, size: int, stamp: int) -> dict[str, Any]:
     del stamp
-    from benchmark.data.image_sets import decode_image_folder  # torch-free: numpy and PIL
+    from benchmark.data.decoding import decode_image_folder  # torch-free: numpy and PIL
 
     # every image is decoded once here, so that a damaged file fails validation, not every cell; the arrays
     # are cached in PATH/.alb_cache/ for the loader

@@ -5,6 +5,12 @@ A task (a Ray task, a Slurm array task, a local worker process) runs exactly one
 results are written exactly as by ``alb run`` in one process; a retried task resumes the cell from its
 last finished round. Before it runs, a task checks that it sees the driver's results folder (a token file
 the driver wrote), because results written to a node-local disk would be lost.
+
+The driver hands each task its resolved cell (:class:`CellTask`: the canonical configuration, the id, the
+suite's name and axes) and writes the suite's record once: a task validates its one configuration and
+re-derives the id from it (a mismatch, e.g. an input file changed since the driver looked, is refused), instead
+of re-reading the whole suite file and rewriting its record, which cost cells x tasks on a large array
+(``python -m benchmark.perf.dispatch`` measures it).
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import AlbError
+from benchmark.assumptions import write_suite_record
+from benchmark.config import CellConfig
+from benchmark.errors import AlbError, ConfigError
 from benchmark.runner import SuiteOutcome, run_suite
 from benchmark.store import SuiteStore
 from benchmark.suite import Cell, Suite, load_suite
@@ -43,6 +51,44 @@ class RunSettings:
     force: bool = False
     driver_token: str = ""
     env: dict[str, str] = field(default_factory=dict)  # the driver's ALB_* variables, set in every task
+
+
+@dataclass(frozen=True)
+class CellTask:
+    """One cell as the driver resolved it: all a task needs to run it, as plain picklable values."""
+
+    suite_name: str
+    suite_path: Path
+    suite_axes: tuple[str, ...]
+    cell_id: str
+    config: dict[str, Any]  # CellConfig.canonical()
+    cell_axes: dict[str, Any]  # the cell's values of the suite's axes (its label)
+
+    @classmethod
+    def of(cls, suite: Suite, cell: Cell) -> CellTask:
+        return cls(suite.name, suite.path, tuple(suite.axes), cell.id, cell.config.canonical(), dict(cell.axes))
+
+    def resolve(self) -> Suite:
+        """A suite of this one cell; an AlbError when the configuration no longer validates or no longer has
+        the id the driver gave it (a component's version or a by-path input changed since)."""
+        try:
+            config = CellConfig.model_validate(self.config)
+        except ValueError as exc:  # pydantic's ValidationError
+            raise ConfigError(f"cell {self.cell_id} of suite '{self.suite_name}': its configuration no longer "
+                              f"validates in this task: {exc}") from None
+        found = config.cell_id()
+        if found != self.cell_id:
+            raise AlbError(f"cell {self.cell_id} of suite '{self.suite_name}' has the id {found} in this task: a "
+                           "component or an input given by path differs from the driver's (other alb code or "
+                           "files on this node?); rerun the suite from a node that sees the same code and files")
+        cell = Cell(self.cell_id, config, dict(self.cell_axes))
+        return Suite(self.suite_name, self.suite_path, "", [cell], list(self.suite_axes), [])
+
+
+def cell_tasks(suite: Suite, store: SuiteStore, cells: list[Cell]) -> list[CellTask]:
+    """The tasks of ``cells``; writes the suite's record once, for all of them (tasks do not)."""
+    write_suite_record(store.root, suite)
+    return [CellTask.of(suite, cell) for cell in cells]
 
 
 def forwarded_env() -> dict[str, str]:
@@ -175,20 +221,32 @@ class _TaskReporter:
         self.report.accuracy, self.report.n_labeled = float(last["accuracy"]), int(last["n_labeled"])
 
 
-def run_cell_task(settings: RunSettings, cell_id: str, executor: str, wait_if_busy: bool = True) -> CellReport:
+def run_cell_task(settings: RunSettings, task: CellTask | str, executor: str,
+                  wait_if_busy: bool = True) -> CellReport:
     """The body of every task: run (or resume) one cell. With ``wait_if_busy`` a cell claimed by another
-    process is waited for (a dead attempt on another host leaves a claim that goes stale within minutes)."""
+    process is waited for (a dead attempt on another host leaves a claim that goes stale within minutes).
+
+    ``task``: the resolved cell (:class:`CellTask`), or a bare cell id as alb handed out before, for which the
+    suite file is read and validated again and its record rewritten (a job submitted by an earlier alb)."""
     with _env_set(settings.env):
-        suite = load_suite(settings.suite_path)
-        store = SuiteStore(settings.results, suite.name)
-        check_shared_results(settings, store)
-        if not any(c.id == cell_id for c in suite.cells):
-            raise AlbError(f"suite file {settings.suite_path} no longer has cell {cell_id}")
+        if isinstance(task, CellTask):
+            cell_id, write_record = task.cell_id, False
+            store = SuiteStore(settings.results, task.suite_name)
+            check_shared_results(settings, store)
+            suite = task.resolve()
+        else:
+            cell_id, write_record = task, True
+            suite = load_suite(settings.suite_path)
+            store = SuiteStore(settings.results, suite.name)
+            check_shared_results(settings, store)
+            if not any(c.id == cell_id for c in suite.cells):
+                raise AlbError(f"suite file {settings.suite_path} no longer has cell {cell_id}")
         while True:
             reporter = _TaskReporter(cell_id)
             run_suite(suite, store, settings.device, settings.data_dir, force=settings.force,
                       threads=settings.threads, precision=settings.precision, compile=settings.compile,
-                      reporter_factory=lambda total, cached, r=reporter: r, only=[cell_id], executor=executor)
+                      reporter_factory=lambda total, cached, r=reporter: r, only=[cell_id], executor=executor,
+                      write_record=write_record)
             if reporter.report.status != "busy" or not wait_if_busy:
                 return reporter.report
             time.sleep(BUSY_POLL_SECONDS)

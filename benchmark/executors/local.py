@@ -21,6 +21,7 @@ from benchmark.executors.common import (
     DriverProgress,
     RunSettings,
     announce_driver,
+    cell_tasks,
     cores,
     pending_cells,
     retire_driver,
@@ -117,7 +118,8 @@ def run_workers(suite: Suite, store: SuiteStore, settings: RunSettings, requeste
         with DriverProgress(suite, store, len(suite.cells) - len(todo), reporter_factory) as progress, \
                 ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context, **pinning) as pool:
             futures: dict[Future[Any], str] = {
-                pool.submit(run_cell_task, settings, cell.id, "local worker", False): cell.id for cell in todo}
+                pool.submit(run_cell_task, settings, task, "local worker", False): task.cell_id
+                for task in cell_tasks(suite, store, todo)}
             for future in as_completed(futures):
                 try:
                     progress.record(future.result())

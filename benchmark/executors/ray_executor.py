@@ -16,6 +16,7 @@ from benchmark.executors.common import (
     DriverProgress,
     RunSettings,
     announce_driver,
+    cell_tasks,
     cores,
     pending_cells,
     retire_driver,
@@ -57,7 +58,7 @@ def run_ray(suite: Suite, store: SuiteStore, settings: RunSettings, options: Ray
     try:
         task = ray.remote(run_cell_task).options(num_cpus=options.cpus_per_cell, num_gpus=options.gpus_per_cell,
                                                  max_retries=options.max_retries, retry_exceptions=False)
-        refs = {task.remote(settings, cell.id, "ray"): cell.id for cell in todo}
+        refs = {task.remote(settings, t, "ray"): t.cell_id for t in cell_tasks(suite, store, todo)}
         with DriverProgress(suite, store, len(suite.cells) - len(todo), reporter_factory) as progress:
             waiting = list(refs)
             while waiting:

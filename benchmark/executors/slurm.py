@@ -20,9 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from benchmark.errors import AlbError
 from benchmark.executors.common import (
     CellReport,
+    CellTask,
     DriverProgress,
     RunSettings,
     announce_driver,
+    cell_tasks,
     pending_cells,
     retire_driver,
     run_cell_task,
@@ -99,15 +101,15 @@ def _import_submitit() -> Any:
 class SlurmCellTask:
     """What an array task runs; ``checkpoint`` makes submitit requeue it on timeout or preemption."""
 
-    def __call__(self, settings: RunSettings, cell_id: str) -> CellReport:
+    def __call__(self, settings: RunSettings, task: CellTask | str) -> CellReport:
         import submitit
 
-        return run_cell_task(settings, cell_id, f"slurm job {submitit.JobEnvironment().job_id}")
+        return run_cell_task(settings, task, f"slurm job {submitit.JobEnvironment().job_id}")
 
-    def checkpoint(self, settings: RunSettings, cell_id: str) -> Any:
+    def checkpoint(self, settings: RunSettings, task: CellTask | str) -> Any:
         import submitit
 
-        return submitit.helpers.DelayedSubmission(self, settings, cell_id)  # the cell resumes on its own
+        return submitit.helpers.DelayedSubmission(self, settings, task)  # the cell resumes on its own
 
 
 def _executor(submitit: Any, config: SlurmConfig, folder: Path, name: str) -> Any:
@@ -136,7 +138,7 @@ def run_slurm(suite: Suite, store: SuiteStore, settings: RunSettings, config: Sl
                        driver_token=announce_driver(store))
     folder = (config.logs or store.dir / ".slurm").resolve()
     executor = _executor(submitit, config, folder, f"alb-{suite.name}")
-    jobs = executor.map_array(SlurmCellTask(), [settings] * len(todo), [c.id for c in todo])
+    jobs = executor.map_array(SlurmCellTask(), [settings] * len(todo), cell_tasks(suite, store, todo))
     cell_of = {job.job_id: cell.id for job, cell in zip(jobs, todo, strict=True)}
     array_id = jobs[0].job_id.split("_")[0]
     store.log_event("slurm_submitted", job_id=array_id, cells=len(todo))

@@ -1,10 +1,12 @@
 """Column roles of the results frame, strategy labels, and grouping by training protocol.
 
 A *protocol* is everything in a cell's configuration except the strategy, the
-initial strategy and the seed, plus the versions of the components that train and
-feed the network (version.backbone, version.dataset, version.trainer,
-version.pretraining; benchmark/versions.py): cells are ranked against each other
-only when their protocols are identical. The versions of a strategy
+initial strategy, the pool subset, the strategy parameters and the seed, plus the
+identity of the components that train and feed the network (version.backbone,
+version.dataset, version.trainer, version.pretraining, input.*, plugin.backbone,
+plugin.dataset): cells are ranked against each other only when their protocols are
+identical. Which columns those are comes from the column roles (benchmark/columns.py),
+never from what else a row holds: a metric added to a round is no part of a protocol. The versions of a strategy
 (version.strategy, version.initial_strategy, version.rounds_strategy) are part of
 its label when the results hold more than one version of it. Results written
 before versions were recorded have the version "unknown".
@@ -12,6 +14,7 @@ before versions were recorded have the version "unknown".
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import numbers
@@ -20,25 +23,37 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.store import IDENTITY_COLUMNS, LOADED_COLUMNS, PROVENANCE_COLUMNS, ROUND_COLUMNS
+from benchmark import columns
+from benchmark.columns import STRATEGY_COMPONENT_COLUMNS, STRATEGY_CONFIG_KEYS, STRATEGY_PARAMS_KEY
+from benchmark.store import CONFIG_COLUMNS_ATTR
 from benchmark.versions import UNKNOWN, VERSION_PREFIX
 
 # what defines a query strategy (not the training protocol): cells that differ only here are ranked together
-STRATEGY_COLUMNS = ("strategy", "initial_strategy", "pool_subset")
-STRATEGY_PARAMS_PREFIX = "strategy_params."  # one column per parameter a suite set, part of the label
+STRATEGY_COLUMNS = STRATEGY_CONFIG_KEYS
+STRATEGY_PARAMS_PREFIX = f"{STRATEGY_PARAMS_KEY}."  # one column per parameter a suite set, part of the label
 DERIVED_COLUMNS = ("strategy_label", "protocol")
 # versions of what selects (part of the strategy's label) and of what trains (part of the protocol)
 # (a plugin strategy's origin, benchmark.plugins, tells two strategies of one name apart like a version)
-STRATEGY_VERSION_COLUMNS = (*(f"{VERSION_PREFIX}{k}" for k in ("strategy", "initial_strategy", "rounds_strategy")),
-                            *(f"plugin.{k}" for k in ("strategy", "initial_strategy", "rounds_strategy")))
+STRATEGY_VERSION_COLUMNS = STRATEGY_COMPONENT_COLUMNS
 PROTOCOL_VERSION_COLUMNS = tuple(f"{VERSION_PREFIX}{k}" for k in ("backbone", "dataset", "trainer", "pretraining"))
-NOT_PROTOCOL = {*ROUND_COLUMNS, *PROVENANCE_COLUMNS, *IDENTITY_COLUMNS, *LOADED_COLUMNS, *STRATEGY_COLUMNS,
-                *DERIVED_COLUMNS, *STRATEGY_VERSION_COLUMNS, "seed"}
+
+
+@functools.cache
+def _schema_config_keys() -> frozenset[str]:
+    from benchmark.config import config_keys
+
+    return frozenset(config_keys())
+
+
+def config_keys_of(frame: pd.DataFrame) -> frozenset[str]:
+    """The configuration keys of the frame's cells: those of the configuration schema, and those the cell
+    files' metadata lists (benchmark.store.load_results; a setting alb no longer has stays configuration)."""
+    return _schema_config_keys() | frozenset(frame.attrs.get(CONFIG_COLUMNS_ATTR, ()))
 
 
 def protocol_columns(frame: pd.DataFrame) -> list[str]:
-    return sorted(c for c in frame.columns if c not in NOT_PROTOCOL and not c.startswith(STRATEGY_PARAMS_PREFIX)
-                  and c != "strategy_params")
+    """The frame's columns that define its cells' protocols (benchmark/columns.py), sorted."""
+    return columns.protocol_columns(frame.columns, config_keys_of(frame))
 
 
 def strategy_params_of(row: dict[str, Any]) -> dict[str, Any]:
