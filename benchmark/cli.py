@@ -37,6 +37,23 @@ def _label_counts(text: str) -> list[int]:
     return counts
 
 
+def _label_seconds(text: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, _, value = part.partition("=")
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if not name or not seconds > 0 or seconds == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected DATASET=SECONDS with positive seconds, e.g. cifar10=3, "
+                                             f"got '{part}'")
+        out[name.strip()] = seconds
+    if not out:
+        raise argparse.ArgumentTypeError(f"expected DATASET=SECONDS, e.g. cifar10=3, got '{text}'")
+    return out
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -142,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--at", type=_label_counts, default=None, metavar="N,N,...",
                         help="label counts for the tables, e.g. 2000,5000,10000 (default: 5 evenly spaced rounds)")
 
+    report.add_argument("--label-seconds", type=_label_seconds, default=None, metavar="DATASET=S,...",
+                        help="seconds per label for the annotation hours, e.g. cifar10=3,tiny_imagenet=12 "
+                             "(default: the declared table in benchmark/report/costs.py)")
+
     lister = sub.add_parser("list", help="show what is registered")
     lister.add_argument("what", choices=["strategies", "backbones", "datasets", "suites"])
     lister.add_argument("--details", action="store_true", help="show descriptions and facts")
@@ -221,7 +242,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from benchmark.report.build import build_report
 
-    output = build_report(args.result_dirs, args.out, args.at)
+    output = build_report(args.result_dirs, args.out, args.at, args.label_seconds)
     print(f"report: {len(output.pages)} files and {len(output.figures)} figures in {output.out_dir}; "
           f"open {output.out_dir / 'index.html'}")
     return 0

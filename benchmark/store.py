@@ -59,7 +59,7 @@ RESULT_SUFFIX = ".parquet"
 METADATA_KEY = b"alb"
 # columns of a result row that are not part of the cell's configuration
 ROUND_COLUMNS = ("round", "n_labeled", "n_pseudo_labeled", "accuracy", "macro_f1", "train_loss", "train_seconds",
-                 "query_seconds", "selected", "finished_at")
+                 "query_seconds", "selected", "finished_at", "candidate_seconds")
 PROVENANCE_COLUMNS = ("alb_version", "git_commit", "torch_version", "device", "torch_threads", "host",
                       "python", "precision", "channels_last", "compiled")
 IDENTITY_COLUMNS = ("suite", "cell_id")

@@ -28,13 +28,13 @@ REQUIRED_TABLES = [
     "seed003/table1",
     "seed004/table2", "seed004/table3",
 ]
-PAPER_SUITES = ["cifar10", "seed000_cifar10_confidence", "seed002_cifar10_high_budget", "warm_vs_cold",
-                "augmentation"]
+PAPER_SUITES = ["cifar10", "seed000_cifar10_confidence", "seed000_hybrid", "seed000_time_saved",
+                "seed002_cifar10_high_budget", "warm_vs_cold", "augmentation"]
 # names a paper uses that alb neither implements nor plans (see benchmark/published/__init__.py)
 EXTRA_NAMES = {
     "dataset": {"pascal_voc", "cdd"},
     "backbone": {"ssd_vgg16"},
-    "strategy": {"full", "hlh"},
+    "strategy": {"full"},
 }
 
 PRINTED = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(?:(?:±|\+-|\\pm)\s*(\d+(?:\.\d+)?))?\s*$")
