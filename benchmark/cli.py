@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmark import __version__
-from benchmark.errors import AlbError, AlbWarning
+from benchmark.errors import AlbError, AlbWarning, ConfigError
 
 DEFAULT_RESULTS = Path("results")
 SUITES_DIR = Path("suites")
@@ -263,7 +263,11 @@ def cmd_list(args: argparse.Namespace) -> int:
             if args.details:
                 from benchmark.suite import load_suite
 
-                suite = load_suite(path)
+                try:
+                    suite = load_suite(path)
+                except ConfigError as exc:  # e.g. a suite over the user's own image folder, not present here
+                    print(f"{path}  not valid from this folder: {str(exc).replace(chr(10), ' ')}")
+                    continue
                 print(f"{path}  {len(suite.cells)} cells  {suite.description.strip()}")
                 for i, assumption in enumerate(suite.assumptions):
                     print(f"    A{i + 1} assumed: {assumption.text()}")
