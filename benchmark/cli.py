@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import __version__
-from benchmark.errors import AlbError, AlbWarning, escape_unsafe
+from benchmark.errors import AlbError, AlbWarning, ConfigError, escape_unsafe
 
 DEFAULT_RESULTS = Path("results")
 SUITES_DIR = Path("suites")
@@ -38,6 +38,23 @@ def _label_counts(text: str) -> list[int]:
     if not counts or min(counts) <= 0:
         raise argparse.ArgumentTypeError(f"expected positive label counts like 1000,5000, got '{text}'")
     return counts
+
+
+def _label_seconds(text: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, _, value = part.partition("=")
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if not name or not seconds > 0 or seconds == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected DATASET=SECONDS with positive seconds, e.g. cifar10=3, "
+                                             f"got '{part}'")
+        out[name.strip()] = seconds
+    if not out:
+        raise argparse.ArgumentTypeError(f"expected DATASET=SECONDS, e.g. cifar10=3, got '{text}'")
+    return out
 
 
 def _number(text: str, cast: type[int] | type[float], ok: Callable[[float], bool], expected: str) -> Any:
@@ -198,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--at", type=_label_counts, default=None, metavar="N,N,...",
                         help="label counts for the tables, e.g. 2000,5000,10000 (default: 5 evenly spaced rounds)")
 
+    report.add_argument("--label-seconds", type=_label_seconds, default=None, metavar="DATASET=S,...",
+                        help="seconds per label for the annotation hours, e.g. cifar10=3,tiny_imagenet=12 "
+                             "(default: the declared table in benchmark/report/costs.py)")
+
     _add_sharing_parsers(sub)
 
     lister = sub.add_parser("list", help="show what is registered")
@@ -274,7 +295,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from benchmark.report.build import build_report
 
-    output = build_report(args.result_dirs, args.out, args.at)
+    output = build_report(args.result_dirs, args.out, args.at, args.label_seconds)
     print(f"report: {len(output.pages)} files and {len(output.figures)} figures in {output.out_dir}; "
           f"open {output.out_dir / 'index.html'}")
     return 0
@@ -295,7 +316,11 @@ def cmd_list(args: argparse.Namespace) -> int:
             if args.details:
                 from benchmark.suite import load_suite
 
-                suite = load_suite(path)
+                try:
+                    suite = load_suite(path)
+                except ConfigError as exc:  # e.g. a suite over the user's own image folder, not present here
+                    print(f"{path}  not valid from this folder: {str(exc).replace(chr(10), ' ')}")
+                    continue
                 print(f"{path}  {len(suite.cells)} cells  {suite.description.strip()}")
                 for i, assumption in enumerate(suite.assumptions):
                     print(f"    A{i + 1} assumed: {assumption.text()}")

@@ -26,7 +26,7 @@ IDENTITY_COLUMNS = ("suite", "cell_id")
 LOADED_COLUMNS = ("computed_by",)
 # the round facts and metrics alb's own rounds report (a round may report more: any column not of another role)
 ROUND_COLUMNS = ("round", "n_labeled", "n_pseudo_labeled", "accuracy", "macro_f1", "train_loss", "train_seconds",
-                 "query_seconds", "selected", "finished_at")
+                 "query_seconds", "selected", "finished_at", "candidate_seconds")
 PROVENANCE_COLUMNS = ("alb_version", "git_commit", "torch_version", "device", "torch_threads", "host",
                       "python", "precision", "channels_last", "compiled")
 VERSION_PREFIX = "version."
@@ -35,9 +35,10 @@ PLUGIN_PREFIX = "plugin."
 COMPONENT_PREFIXES = (VERSION_PREFIX, INPUT_PREFIX, PLUGIN_PREFIX)
 
 # what defines a query strategy, not the training protocol: cells that differ only here are ranked together
-STRATEGY_CONFIG_KEYS = ("strategy", "initial_strategy", "pool_subset")
+# (a candidate model that picks the initial set is part of how a strategy selects: compared under one protocol)
+STRATEGY_CONFIG_KEYS = ("strategy", "initial_strategy", "pool_subset", "candidate.subset", "candidate.epochs")
 STRATEGY_PARAMS_KEY = "strategy_params"  # a mapping: one column per parameter a suite set
-NOT_PROTOCOL_CONFIG_KEYS = (*STRATEGY_CONFIG_KEYS, STRATEGY_PARAMS_KEY, "seed")
+NOT_PROTOCOL_CONFIG_KEYS = (*STRATEGY_CONFIG_KEYS, "candidate", STRATEGY_PARAMS_KEY, "seed")
 _STRATEGY_ROLES = ("strategy", "initial_strategy", "rounds_strategy")
 # the identity of what selects (part of a strategy's label, not of the protocol)
 STRATEGY_COMPONENT_COLUMNS = (*(f"{VERSION_PREFIX}{r}" for r in _STRATEGY_ROLES),

@@ -228,6 +228,16 @@ class PretrainingConfig(StrictModel):
         return v
 
 
+class CandidateConfig(StrictModel):
+    """The candidate-model practice seed 000 argues against (l.2, l.193): label a random subset, train a
+    candidate network on it, and let the candidate (not the randomly initialised network) choose the rest of
+    the initial set with ``initial_strategy``. The rounds then train a fresh network as usual."""
+
+    subset: int = Field(gt=0, description="random labels the candidate trains on; they are part of the initial "
+                        "set, so it must be smaller than budget.initial")
+    epochs: int | None = Field(None, gt=0, description="the candidate's training epochs; null = training.epochs")
+
+
 class CellConfig(StrictModel):
     dataset: str
     backbone: str
@@ -236,6 +246,10 @@ class CellConfig(StrictModel):
         None, description="strategy that picks the initial set with the randomly initialised "
         "network; default 'random', or the schedule's own for hclc/lchc/rhc/rlc; 'balanced' = equal class "
         "counts from the pool's true labels (seed 004 l.203)")
+    candidate: CandidateConfig | None = Field(
+        None, description="select the initial set with a candidate model trained on a random subset instead of "
+        "the randomly initialised network (the baseline of seed 000's 'time saved'); its training seconds are "
+        "recorded in the column candidate_seconds")
     strategy_params: dict[str, int | float | str | bool | None] | None = Field(
         None, description="constructor parameters of the strategy (see `alb list strategies --details`), e.g. "
         "{epochs: 100} for VAAL; also given to initial_strategy when it is the same strategy")
@@ -332,6 +346,7 @@ class CellConfig(StrictModel):
         if self.initial_strategy not in (None, initial):
             raise ValueError(f"strategy '{self.strategy}' is a schedule whose initial strategy is "
                              f"'{initial}'; remove initial_strategy '{self.initial_strategy}'")
+        candidate = self._resolved_candidate(budget, initial)
         phases = tuple(dict.fromkeys((initial, rounds)))
         needs_mc = any("mc_dropout" in STRATEGIES.info(s).needs for s in phases)
         head_dropout, conv_dropout = _resolved_dropout(self.backbone, self.strategy, self.training, needs_mc)
@@ -358,10 +373,27 @@ class CellConfig(StrictModel):
             raise ValueError(f"pretraining.crop_scale applies to init: deepcluster only, not {self.init} (SimSiam's "
                              "crop is the strong policy's 0.2-1); remove it")
         return self.model_copy(update={"initial_strategy": initial, "training": training, "budget": budget,
-                                       "pretraining": pretraining, "strategy_params": params})
+                                       "pretraining": pretraining, "strategy_params": params,
+                                       "candidate": candidate})
+
+    def _resolved_candidate(self, budget: BudgetConfig, initial: str) -> CandidateConfig | None:
+        c = self.candidate
+        if c is None:
+            return None
+        assert isinstance(budget.initial, int)
+        if c.subset >= budget.initial:
+            raise ValueError(f"candidate.subset {c.subset} must be smaller than budget.initial {budget.initial}: "
+                             "the candidate's random labels are part of the initial set, and it chooses the rest")
+        if STRATEGIES.info(initial).kind == "initial" or initial == "random":
+            raise ValueError(f"candidate: the initial strategy '{initial}' does not read a model, so a candidate "
+                             "would choose nothing; set initial_strategy to one that does (least_confidence, ...)")
+        return c.model_copy(update={"epochs": c.epochs or self.training.epochs})
 
     def canonical(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        config = self.model_dump(mode="json")
+        if config["candidate"] is None:  # cells without a candidate keep the ids they had before it existed
+            del config["candidate"]
+        return config
 
     def cell_id(self) -> str:
         """Content address: the same resolved configuration, run by the same versions of its components

@@ -14,7 +14,9 @@ do per round r = 0..R, with L_r = initial + r x query labeled images, U_r = pool
   - head linear / svm: the backbone is frozen, one forward pass over L_r for the features;
   - CEAL's pseudo-labeled images are not counted (their number depends on the predictions).
 - evaluation: one forward pass over the test split per round.
-- selection (pool passes): before round 0, the initial strategy over the whole pool (none for random);
+- candidate baseline (``candidate``): candidate.epochs x candidate.subset training images before round 0;
+- selection (pool passes): before round 0, the initial strategy over the whole pool (none for random; with a
+  candidate, over the pool less its subset);
   after round r < R, the query strategy over the candidates min(U_r, pool_subset), times the MC-dropout
   passes (strategy_params.passes, default 20) for bald / batchbald / mean_std / var_ratio; per-sample
   gradients (ent_gradnorm, lplgrad) count as forward + backward; strategies that embed the labeled set
@@ -128,7 +130,14 @@ def cell_cost(cfg: CellConfig, pool: int, n_test: int) -> Cost:
     params = cfg.strategy_params or {}
     initial_params = params if cfg.initial_strategy == cfg.strategy else {}
     query_strategy = phase_strategies(cfg.strategy, cfg.initial_strategy)[1]  # a schedule's later phase
-    cost = Cost(cells=1, rounds=b.rounds + 1) + _selection(cfg.initial_strategy, initial_params, pool, 0)
+    cost = Cost(cells=1, rounds=b.rounds + 1)
+    if cfg.candidate is None:
+        cost += _selection(cfg.initial_strategy, initial_params, pool, 0)
+    else:  # the candidate baseline: train on its random labels, then score the rest of the pool with it
+        assert cfg.candidate.epochs is not None
+        subset = cfg.candidate.subset
+        cost += Cost(train_images=cfg.candidate.epochs * subset)
+        cost += _selection(cfg.initial_strategy, initial_params, pool - subset, subset)
     for r in range(b.rounds + 1):
         labeled = b.initial + r * b.query
         train, forward = _training_images(cfg, labeled, pool - labeled)

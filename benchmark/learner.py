@@ -25,7 +25,7 @@ from benchmark.errors import ConfigError
 from benchmark.inputs import input_digests
 from benchmark.models.base import build_backbone
 from benchmark.pretrain import apply_backbone_state, initial_backbone_state
-from benchmark.seeding import derive_seed
+from benchmark.seeding import derive_seed, numpy_rng
 from benchmark.strategies.pool_model import PoolModel
 from benchmark.training import trainer
 from benchmark.training.augment import Normalizer
@@ -110,12 +110,12 @@ class Learner:
                 "aux": _cpu_copy(self.aux.state_dict()) if self.aux is not None else {}}
 
     def train(self, labeled: np.ndarray, pseudo_index: np.ndarray, pseudo_label: np.ndarray, round_index: int,
-              on_epoch: EpochCallback) -> TrainResult:
+              on_epoch: EpochCallback, purpose: str = "train") -> TrainResult:
         """Train on the labeled set plus this round's pseudo-labeled samples, seeded by the round."""
         cfg, data = self.cfg, self.data
         generator = torch.Generator(device=data.device)
-        generator.manual_seed(derive_seed(cfg.seed, round_index, "train"))
-        torch.manual_seed(derive_seed(cfg.seed, round_index, "train"))
+        generator.manual_seed(derive_seed(cfg.seed, round_index, purpose))
+        torch.manual_seed(derive_seed(cfg.seed, round_index, purpose))
         # the unlabeled images, for the modules and the semi-supervised training that train on them
         unlabeled_images = None
         if cfg.training.semi != "none" or (self.aux is not None and self.aux.pairs_unlabeled):
@@ -162,17 +162,32 @@ class LearnerFactory:
                                         input_digests({"dataset": cfg.dataset}).get("dataset")]))
         return cls(cfg, data, init_state)
 
-    def build(self, round_index: int) -> Learner:
+    def build(self, round_index: int, purpose: str = "init") -> Learner:
         """A freshly initialised backbone (its classifier head always random), seeded by ``round_index``,
         and its auxiliary module when training.aux asks for one."""
         cfg, data = self.cfg, self.data
-        torch.manual_seed(derive_seed(cfg.seed, round_index, "init"))
+        torch.manual_seed(derive_seed(cfg.seed, round_index, purpose))
         model = build_backbone(cfg.backbone, data.dataset.num_classes, data.dataset.channels,
                                cfg.training.head_dropout or 0.0, cfg.training.conv_dropout or 0.0).to(data.device)
         if self.init_state is not None:
             apply_backbone_state(model, self.init_state)
         model = data.execution.prepare_model(model)
         return Learner(model, self._aux_module(model), data, cfg)
+
+    def train_candidate(self) -> tuple[np.ndarray, Learner, float]:
+        """The candidate baseline (config.CandidateConfig): a random subset of the pool, a network trained on it
+        for candidate.epochs from the cell's starting weights, and its training seconds. Seeded apart from the
+        rounds, so the rounds' networks are those of the same cell without a candidate."""
+        cfg, candidate = self.cfg, self.cfg.candidate
+        assert candidate is not None and candidate.epochs is not None
+        rng = numpy_rng(cfg.seed, 0, "candidate")
+        subset = np.sort(rng.choice(self.data.pool_size, candidate.subset, replace=False)).astype(np.int64)
+        learner = self.build(0, purpose="candidate-init")
+        learner.cfg = cfg.model_copy(update={"training": cfg.training.model_copy(
+            update={"epochs": candidate.epochs})})
+        empty = np.empty(0, np.int64)
+        result = learner.train(subset, empty, empty, 0, lambda *_: None, purpose="candidate-train")
+        return subset, learner, result.seconds
 
     def _aux_module(self, model: nn.Module) -> JointModule | None:
         training, device = self.cfg.training, self.data.device

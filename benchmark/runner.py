@@ -37,7 +37,7 @@ from benchmark.suite import Cell, Suite
 if TYPE_CHECKING:
     from benchmark.cell_state import CellState
     from benchmark.config import CellConfig
-    from benchmark.learner import Learner
+    from benchmark.learner import Learner, LearnerFactory
 
 __all__ = ["CellContext", "CellEvents", "SuiteOutcome", "pick_device", "run_cell", "run_suite"]
 
@@ -83,9 +83,14 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
     ctx.store.adopt_legacy_progress(cell.id)
     progress_path = ctx.store.progress_path(cell.id)
     state = CellState.load(progress_path, cell.id, pool_size=int(data.train_y.shape[0]))
+    # a candidate cell's rows say what its candidate cost: round 0 its training seconds, later rounds 0
+    # (the state is first saved after round 0, so a resumed cell already has that row)
+    candidate_row: dict[str, float] = {}
     if state is None:
-        chosen, seconds = _first_selection(cfg, learners.build(0))
+        chosen, seconds, candidate_seconds = _first_selection(cfg, learners)
         state = CellState(cell.id, labeled=chosen, pending=chosen, pending_seconds=seconds)
+        if candidate_seconds is not None:
+            candidate_row = {"candidate_seconds": candidate_seconds}
     else:
         ctx.store.log_event("cell_resumed", cell_id=cell.id, round=state.next_round)
 
@@ -97,6 +102,8 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
         if cfg.training.start == "warm" and state.weights is not None:
             learner.load_weights(state.weights)
         row = _train_and_test(learner, state, r, events)
+        if cfg.candidate is not None:
+            row["candidate_seconds"] = candidate_row.get("candidate_seconds", 0.0) if r == 0 else 0.0
         state.rows.append(row)
         if r < rounds:
             _select_next(state, query_strategy, learner, cfg, r + 1)
@@ -136,15 +143,22 @@ def _maybe_inject_fault(store: SuiteStore, cell_id: str, round_index: int) -> No
     os._exit(FAULT_EXIT_CODE)
 
 
-def _first_selection(cfg: CellConfig, learner: Learner) -> tuple[np.ndarray, float]:
-    """L_0 and the seconds it took: the initial strategy (resolved by the config) applied to the randomly
-    initialised network."""
+def _first_selection(cfg: CellConfig, learners: LearnerFactory) -> tuple[np.ndarray, float, float | None]:
+    """L_0, the seconds its selection took, and the candidate's training seconds (None without one): the
+    initial strategy (resolved by the config) applied to the randomly initialised network, or, with
+    ``candidate``, to a candidate trained on a random part of L_0 that then chooses the rest."""
     assert cfg.initial_strategy is not None
     params = (cfg.strategy_params or {}) if cfg.initial_strategy == cfg.strategy else {}
     strategy = STRATEGIES.get(cfg.initial_strategy)(**params)
-    chosen, seconds, _ = _select(strategy, learner, cfg, np.empty(0, np.int64), cfg.budget.initial, 0,
-                                 STRATEGIES.info(cfg.initial_strategy).needs)
-    return chosen, seconds
+    needs = STRATEGIES.info(cfg.initial_strategy).needs
+    assert isinstance(cfg.budget.initial, int)
+    if cfg.candidate is None:
+        chosen, seconds, _ = _select(strategy, learners.build(0), cfg, np.empty(0, np.int64), cfg.budget.initial,
+                                     0, needs)
+        return chosen, seconds, None
+    subset, candidate, candidate_seconds = learners.train_candidate()
+    chosen, seconds, _ = _select(strategy, candidate, cfg, subset, cfg.budget.initial - len(subset), 0, needs)
+    return np.concatenate([subset, chosen]), seconds, candidate_seconds
 
 
 def _train_and_test(learner: Learner, state: CellState, round_index: int, events: CellEvents) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 PURPOSES = {"init": 0, "train": 1, "select": 2, "subset": 3, "mc_dropout": 4, "view": 5, "pretrain": 6,
-            "pretrain-batches": 7}
+            "pretrain-batches": 7, "candidate": 8, "candidate-init": 9, "candidate-train": 10}
 
 
 def derive_seed(seed: int, round_index: int, purpose: str) -> int:

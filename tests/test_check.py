@@ -111,7 +111,7 @@ def test_each_verdict_of_the_comparison(finished: tuple[Path, Path]) -> None:
     assert status == "not comparable" and "training.start is cold in the reference" in reason
     status, reason = verdict(_reference(setting={"init": "simsiam"}))
     assert status == "not comparable" and "init is simsiam in the reference, scratch in our results" in reason
-    status, reason = verdict(_reference(strategy="hlh"))  # a strategy of seed 000 alb does not implement
+    status, reason = verdict(_reference(strategy="full"))  # a name alb does not implement (full training)
     assert status == "not comparable" and "not implemented" in reason
     assert verdict(_reference(metric="seconds"))[0] == "not comparable"
     assert verdict(_reference(strategy="margin"))[0] == "missing"

@@ -15,8 +15,9 @@ from benchmark.suite import Suite, load_suite
 SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
 
 SEED001 = ("cifar10", "warm_vs_cold", "augmentation", "seed001_redundancy")
-PAPER_SUITES = (*SEED001, "seed000_cifar10_confidence", "seed000_class_imbalance", "seed002_cifar10_high_budget",
-                "seed003_cifar10_selfsup", "seed004_cifar10_pre_semi")
+PAPER_SUITES = (*SEED001, "seed000_cifar10_confidence", "seed000_class_imbalance", "seed000_hybrid",
+                "seed000_time_saved", "seed002_cifar10_high_budget", "seed003_cifar10_selfsup",
+                "seed004_cifar10_pre_semi")
 
 # the training keys a paper suite must write out (the paper's value or a declared assumption), never inherit
 EXPLICIT_TRAINING = ("epochs", "batch_size", "optimizer.name", "optimizer.lr", "optimizer.momentum",
@@ -68,7 +69,8 @@ def test_seed001_redundancy_compares_ll4al_and_goes_to_10000_labels() -> None:
     assert values("seed001_redundancy", "view.redundancy.copies") == {None, 2, 20}
 
 
-@pytest.mark.parametrize("name", ["seed000_cifar10_confidence", "seed000_class_imbalance"])
+@pytest.mark.parametrize("name", ["seed000_cifar10_confidence", "seed000_class_imbalance", "seed000_hybrid",
+                                  "seed000_time_saved"])
 def test_seed000_protocol(name: str) -> None:
     assert values(name, "seed") == {42, 789, 101112}  # l.148
     assert values(name, "training.epochs") == {100}  # l.190-191

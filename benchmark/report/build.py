@@ -63,7 +63,8 @@ def _provenance(frame: pd.DataFrame) -> list[list[str]]:
     return rows
 
 
-def build_report(result_dirs: list[Path], out_dir: Path, at_labels: list[int] | None = None) -> ReportOutput:
+def build_report(result_dirs: list[Path], out_dir: Path, at_labels: list[int] | None = None,
+                 label_seconds: dict[str, float] | None = None) -> ReportOutput:
     from benchmark.published import all_numbers
     from benchmark.report.frame import with_labels
     from benchmark.store import load_results
@@ -94,10 +95,16 @@ def build_report(result_dirs: list[Path], out_dir: Path, at_labels: list[int] | 
     curves = plots.learning_curves(frame, figures_dir)
     differences = plots.difference_curves(frame, figures_dir)
     efficiency = plots.efficiency_curves(frame, figures_dir)
+    annotation = plots.annotation_curves(frame, figures_dir, label_seconds)
+    from benchmark.report.time_tables import annotation_table, time_saved_table
+
+    numbers = all_numbers()
+    time_tables = time_saved_table(frame, numbers) + annotation_table(frame, numbers, label_seconds)
 
     nav = [("index", "index.html"), ("leaderboard", "leaderboard.html"), ("tables", "tables.html"),
            ("learning curves", "curves.html"), ("differences", "differences.html"),
-           ("labeling efficiency", "efficiency.html"), ("published numbers", "published.html")]
+           ("labeling efficiency", "efficiency.html"), ("time", "time.html"),
+           ("published numbers", "published.html")]
     common: dict[str, Any] = {"nav": nav, "version": __version__, "generated": now_iso(),
                               "n_cells": int(frame["cell_id"].nunique())}
     pages = [
@@ -123,22 +130,34 @@ def build_report(result_dirs: list[Path], out_dir: Path, at_labels: list[int] | 
             intro="Labels random sampling needs to reach an accuracy divided by the labels the strategy "
                   "needs (linear interpolation between rounds).",
             empty="Needs random sampling and another strategy under one protocol.", **common)),
+        _write(out_dir / "time.html", to_html(
+            "tables.html.j2", title="Time saved and annotation time", tables=time_tables, first_text_column=0,
+            intro="Seed 000's time columns: the candidate model's training time a cell avoids (from candidate "
+                  "cells, suite key candidate), and annotation hours (labels x declared seconds per label).",
+            **common)),
+        _write(out_dir / "annotation.html", to_html(
+            "figures.html.j2", title="Accuracy vs annotation time", figures=annotation,
+            intro="Mean ± std over seeds; x = labels x the dataset's seconds per label (declared; alb report "
+                  "--label-seconds DATASET=S overrides).", empty="No results.", **common)),
     ]
     downloads = []
     for name, text in (("tables.md", to_markdown(tables, "alb results tables")),
                        ("tables.tex", to_latex(tables)),
                        ("leaderboard.md", to_markdown(boards, "alb leaderboard")),
                        ("leaderboard.tex", to_latex(boards)),
-                       ("published.md", to_markdown(refs, "Published numbers beside ours"))):
+                       ("published.md", to_markdown(refs, "Published numbers beside ours")),
+                       ("time.md", to_markdown(time_tables, "alb time saved and annotation time"))):
         pages.append(_write(out_dir / name, text))
         downloads.append(name)
     page_list = [(name, href, what) for (name, href), what in zip(nav[1:], [
         "strategies ranked by AUBC per benchmark (one exact protocol each)",
         "accuracy at chosen label counts with published values beside ours",
         "learning curves with ± std bands", "setting A minus setting B (warm − cold, ...)",
-        "labels saved relative to random sampling", "every transcribed number and its verdict"], strict=True)]
+        "labels saved relative to random sampling",
+        "candidate training time avoided, annotation hours (figures: annotation.html)",
+        "every transcribed number and its verdict"], strict=True)]
     sources = [str(d) for d in result_dirs]
     pages.append(_write(out_dir / "index.html", to_html(
         "index.html.j2", title="alb report", pages=page_list, downloads=downloads, sources=sources,
         provenance=_provenance(frame), **common)))
-    return ReportOutput(out_dir, pages, curves + differences + efficiency)
+    return ReportOutput(out_dir, pages, curves + differences + efficiency + annotation)

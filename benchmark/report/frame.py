@@ -76,15 +76,18 @@ def _absent(value: Any) -> bool:
 
 
 def strategy_label(strategy: str, initial_strategy: str | None = None, pool_subset: Any = None,
-                   params: dict[str, Any] | None = None) -> str:
+                   params: dict[str, Any] | None = None, candidate: tuple[Any, Any] = (None, None)) -> str:
     """'entropy', plus '(initial: margin)' when the initial set was not the default,
-    '(subset 10000)' when only a random subset of the pool was scored and 'epochs=100' for each
-    strategy parameter the suite set."""
+    '(subset 10000)' when only a random subset of the pool was scored, 'epochs=100' for each
+    strategy parameter the suite set and '(candidate 2500 x 100 ep)' when a candidate model
+    (trained on that many random labels for that many epochs) chose the initial set."""
     details = [f"{k}={_plain(v)}" for k, v in sorted((params or {}).items())]
     if not _absent(initial_strategy) and initial_strategy != default_initial(strategy):
         details.append(f"initial: {initial_strategy}")
     if not _absent(pool_subset):
         details.append(f"subset {int(pool_subset)}")
+    if not _absent(candidate[0]):
+        details.append(f"candidate {int(candidate[0])} x {int(candidate[1])} ep")
     return f"{strategy} ({', '.join(details)})" if details else str(strategy)
 
 
@@ -180,11 +183,12 @@ def with_labels(frame: pd.DataFrame) -> pd.DataFrame:
     missing = [None] * len(frame)
     initial = frame.get("initial_strategy", missing)
     subset = frame.get("pool_subset", missing)
+    candidates = zip(frame.get("candidate.subset", missing), frame.get("candidate.epochs", missing), strict=True)
     param_columns = [c for c in frame.columns if c.startswith(STRATEGY_PARAMS_PREFIX)]
     records = frame[param_columns].to_dict("records") if param_columns else [{}] * len(frame)
     frame["strategy_label"] = _versioned_labels(frame, [
-        strategy_label(s, i, r, strategy_params_of(p))
-        for s, i, r, p in zip(frame["strategy"], initial, subset, records, strict=True)])
+        strategy_label(s, i, r, strategy_params_of(p), c)
+        for s, i, r, p, c in zip(frame["strategy"], initial, subset, records, candidates, strict=True)])
     columns = protocol_columns(frame)
     frame["protocol"] = [Protocol(tuple((c, _value(v)) for c, v in zip(columns, values, strict=True)))
                          for values in frame[columns].itertuples(index=False, name=None)]

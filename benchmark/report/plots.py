@@ -1,8 +1,10 @@
-"""Figures: learning curves, setting-difference curves, labeling efficiency (PNG + SVG)."""
+"""Figures: learning curves, setting-difference curves, labeling efficiency, accuracy vs annotation time
+(PNG + SVG)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,4 +158,28 @@ def efficiency_curves(frame: pd.DataFrame, out_dir: Path) -> list[Figure]:
                title=f"Labeling efficiency — {title}")
         ax.legend(fontsize=7)
         figures.append(_save(fig, out_dir, f"efficiency-{_safe(protocol.slug)}", title))
+    return figures
+
+
+def annotation_curves(frame: pd.DataFrame, out_dir: Path, overrides: Mapping[str, float] | None = None
+                      ) -> list[Figure]:
+    """Accuracy vs human annotation hours (labels x the dataset's seconds per label, report/costs.py)."""
+    from benchmark.report.costs import annotation_hours, label_cost
+
+    plt = _pyplot()
+    figures = []
+    for protocol, (title, _) in protocol_titles(frame).items():
+        rows = frame[frame["protocol"] == protocol]
+        cost = label_cost(str(protocol.get("dataset")), overrides)
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for label, srows in rows.groupby("strategy_label", sort=True):
+            stats = _seed_stats(srows)
+            x = annotation_hours(stats.index.to_numpy(), cost.seconds)
+            m, s = 100 * stats["mean"].to_numpy(), 100 * stats["std"].to_numpy()
+            ax.plot(x, m, marker="o", markersize=3, label=str(label))
+            ax.fill_between(x, m - s, m + s, alpha=0.2)
+        ax.set(xlabel=f"annotation hours ({cost.seconds:g} s per label)", ylabel="test accuracy (%)",
+               title=f"Accuracy vs annotation time — {title}")
+        ax.legend(fontsize=7)
+        figures.append(_save(fig, out_dir, f"annotation-{_safe(protocol.slug)}", title))
     return figures

@@ -44,6 +44,11 @@ STRATEGIES.register("high_confidence", f"{_U}:HighConfidence",
 STRATEGIES.register("margin", f"{_U}:MarginSampling",
                     "smallest gap between the two most probable classes (Scheffer et al. 2001)",
                     _plain("probs"))
+# seed 000 l.106 expands HLH only as "Hybrid Least Confidence + High Confidence"; alb's reading (declared in
+# suites/seed000_hybrid.yaml): every batch, the initial one too, is half LC and half HC
+STRATEGIES.register("hlh", f"{_U}:HybridLCHC",
+                    "HLH: each selection part LC, part HC (strategy_params.lc_fraction, default 0.5 LC); "
+                    "alb's reading of seed 000 l.106", _plain("probs"))
 
 # seed 000's schedules: (initial selection by the untrained network, every later round)
 SCHEDULES = {
@@ -142,6 +147,7 @@ PARAM_RANGES: dict[str, dict[str, tuple[Any, ...]]] = {
     "coreset": {"chunk_size": _COUNT},
     "ent_gradnorm": {"chunk_size": _COUNT},
     "lplgrad": {"chunk_size": _COUNT},
+    "hlh": {"lc_fraction": _FRACTION},
     "glister": {"eta": _NON_NEGATIVE, "epsilon": _FRACTION, "random_fraction": (Ge(0), Lt(1))},
     "jlp": {"k": _COUNT, "gamma": _POSITIVE, "alpha": _FRACTION, "cg_iterations": _COUNT, "tol": _POSITIVE},
     "kmeans": {"iterations": _COUNT},
