@@ -110,6 +110,17 @@ def _add_sharing_parsers(sub: argparse._SubParsersAction) -> None:  # type: igno
     board.add_argument("--out", type=Path, required=True, help="folder of the site (index.html, leaderboard.json)")
 
 
+def _add_data_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """alb data fetch / list (README: "Datasets: fetch once, check, run offline")."""
+    data = sub.add_parser("data", help="fetch and verify the datasets (and ImageNet weights) suites need; list them")
+    actions = data.add_subparsers(dest="data_command", required=True)
+    fetch = actions.add_parser("fetch", help="download, verify and unpack what suites or datasets need")
+    fetch.add_argument("items", nargs="+", metavar="SUITE|DATASET", help="suite files and/or dataset names")
+    listed = actions.add_parser("list", help="every known dataset: present or not, size, checksum, license, citation")
+    for p in (fetch, listed):
+        p.add_argument("--data-dir", type=Path, default=None, help="the data folder (default: $ALB_DATA or ./data)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alb",
                                      description="alb: reproducible deep active learning benchmark")
@@ -170,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="label counts for the tables, e.g. 2000,5000,10000 (default: 5 evenly spaced rounds)")
 
     _add_sharing_parsers(sub)
+    _add_data_parser(sub)
 
     lister = sub.add_parser("list", help="show what is registered")
     lister.add_argument("what", choices=["strategies", "backbones", "datasets", "suites"])
@@ -202,7 +214,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.executors.common import pending_cells
     from benchmark.plugins import check_cells
 
-    check_cells(pending_cells(suite, store, args.force))  # a broken plugin: one error before any cell starts
+    pending = pending_cells(suite, store, args.force)
+    check_cells(pending)  # a broken plugin: one error before any cell starts
+    from benchmark.data.requirements import require_inputs
+    from benchmark.executors.common import select_cell
+
+    # the data of the cells to run, fetched and verified once here, or one error before any cell starts
+    require_inputs([select_cell(suite, args.cell)] if args.cell else pending, resolve_data_dir(args.data_dir),
+                   [str(args.suite)])
 
     outcome = run_with_executor(args, suite, store, resolve_data_dir(args.data_dir),
                                 partial(make_reporter, quiet=args.quiet))
@@ -303,6 +322,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    from benchmark.data import commands
+    from benchmark.data.loading import resolve_data_dir
+
+    data_dir = resolve_data_dir(args.data_dir)
+    lines = commands.fetch(args.items, data_dir) if args.data_command == "fetch" else commands.listing(data_dir)
+    print("\n".join(lines))
+    return 0
+
+
 def cmd_bundle(args: argparse.Namespace) -> int:
     from benchmark.bundles.create import write_bundle
     from benchmark.bundles.manifest import Submitter
@@ -339,7 +368,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "status": cmd_status, "check": cmd_check, "report": cmd_report,
-            "list": cmd_list, "bundle": cmd_bundle, "verify": cmd_verify, "leaderboard": cmd_leaderboard}
+            "list": cmd_list, "bundle": cmd_bundle, "verify": cmd_verify, "leaderboard": cmd_leaderboard,
+            "data": cmd_data}
 
 
 def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
