@@ -1,5 +1,5 @@
-"""Content digests of the inputs a cell reads by path: ``dataset: npz:PATH``, ``dataset: image_folder:PATH[:SIZE]``
-and ``init: checkpoint:PATH``.
+"""Content digests of the inputs a cell reads by path: ``dataset: npz:PATH``, ``dataset: image_folder:PATH[:SIZE]``,
+``dataset: hf:NAME`` (its converted arrays) and ``init: checkpoint:PATH``.
 
 A path names a place, not data: the file behind it can be rewritten, and a relative path means another file
 when alb runs from another directory. So the sha256 of what the path holds enters the cell id
@@ -128,6 +128,10 @@ def dataset_digest(spec: str) -> str | None:
         return None
     if parametric.kind == "npz":
         return file_digest(parametric.path, f"dataset '{spec}'")
+    if parametric.kind == "hf":  # the converted arrays: what the cells read, whatever the source
+        from benchmark.data import hf
+
+        return hf.digest(spec)
     return folder_digest(spec, parametric.path)
 
 

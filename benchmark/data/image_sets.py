@@ -287,6 +287,11 @@ def load_parametric(spec: str) -> ImageDataset:
     parametric = parse_spec(spec)
     if parametric is None:
         raise ConfigError(f"dataset '{spec}' is not a path spec ('npz:PATH' or 'image_folder:PATH[:SIZE]')")
+    if parametric.kind == "hf":
+        from benchmark.data import hf
+
+        arrays = hf.arrays(spec)
+        return dataset_from_arrays(spec, arrays, len(arrays["classes"]))
     info = dataset_info(spec)
     path = parametric.path.resolve()
     if parametric.kind == "npz":
