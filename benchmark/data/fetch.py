@@ -138,7 +138,7 @@ def download(url: str, dest: Path, file: RemoteFile) -> None:
             bar = _progress(total, f"{dest.name} <- {url}")
             received = 0
             with bar[0] if bar else contextlib.nullcontext():
-                while block := response.read(CHUNK):
+                while block := response.read1(CHUNK):  # what has arrived: a stalled server shows as a .part
                     out.write(block)
                     received += len(block)
                     if bar:
