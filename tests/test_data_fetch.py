@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import REPO
+from data_server import DataServer, data_server
 
 from benchmark.data import fetch
 from benchmark.data.cards import CARDS, RemoteFile
 from benchmark.errors import DatasetUnavailableError
-from conftest import REPO
-from data_server import DataServer, data_server
 
 ARCHIVE = "toy/toy.tar.gz"
 PAYLOAD = os.urandom(300_000)  # incompressible: the archive is large enough to be caught midway
@@ -65,7 +65,8 @@ def worker(url: str, data_dir: Path, file: RemoteFile) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_concurrent_fetches_download_once_and_never_read_a_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_concurrent_fetches_download_once_and_never_read_a_partial_file(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     archive = toy_archive()
     with data_server() as server:
         url = serve(server, archive, monkeypatch)
