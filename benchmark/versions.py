@@ -60,6 +60,7 @@ NOT_COMPUTING = frozenset({
     "benchmark.errors", "benchmark.store", "benchmark.claims", "benchmark.progress", "benchmark.ops.locks",
     "benchmark.versions", "benchmark.suite", "benchmark.assumptions", "benchmark.published", "benchmark.report",
     "benchmark.cli", "benchmark.executors", "benchmark.status",
+    "benchmark.data.fetch", "benchmark.data.cards", "benchmark.data.requirements", "benchmark.data.weights",
 })
 
 
