@@ -214,14 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.executors.common import pending_cells
     from benchmark.plugins import check_cells
 
-    pending = pending_cells(suite, store, args.force)
-    check_cells(pending)  # a broken plugin: one error before any cell starts
-    from benchmark.data.requirements import require_inputs
-    from benchmark.executors.common import select_cell
-
-    # the data of the cells to run, fetched and verified once here, or one error before any cell starts
-    require_inputs([select_cell(suite, args.cell)] if args.cell else pending, resolve_data_dir(args.data_dir),
-                   [str(args.suite)])
+    check_cells(pending_cells(suite, store, args.force))  # a broken plugin: one error before any cell starts
 
     outcome = run_with_executor(args, suite, store, resolve_data_dir(args.data_dir),
                                 partial(make_reporter, quiet=args.quiet))
