@@ -154,6 +154,17 @@ def _add_sharing_parsers(sub: argparse._SubParsersAction) -> None:  # type: igno
     board.add_argument("--out", type=Path, required=True, help="folder of the site (index.html, leaderboard.json)")
 
 
+def _add_data_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """alb data fetch / list (README: "Datasets: fetch once, check, run offline")."""
+    data = sub.add_parser("data", help="fetch and verify the datasets (and ImageNet weights) suites need; list them")
+    actions = data.add_subparsers(dest="data_command", required=True)
+    fetch = actions.add_parser("fetch", help="download, verify and unpack what suites or datasets need")
+    fetch.add_argument("items", nargs="+", metavar="SUITE|DATASET", help="suite files and/or dataset names")
+    listed = actions.add_parser("list", help="every known dataset: present or not, size, checksum, license, citation")
+    for p in (fetch, listed):
+        p.add_argument("--data-dir", type=Path, default=None, help="the data folder (default: $ALB_DATA or ./data)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alb",
                                      description="alb: reproducible deep active learning benchmark")
@@ -220,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: the declared table in benchmark/report/costs.py)")
 
     _add_sharing_parsers(sub)
+    _add_data_parser(sub)
 
     lister = sub.add_parser("list", help="show what is registered")
     lister.add_argument("what", choices=["strategies", "backbones", "datasets", "suites"])
@@ -352,6 +364,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    from benchmark.data import commands
+    from benchmark.data.loading import resolve_data_dir
+
+    data_dir = resolve_data_dir(args.data_dir)
+    lines = commands.fetch(args.items, data_dir) if args.data_command == "fetch" else commands.listing(data_dir)
+    print("\n".join(lines))
+    return 0
+
+
 def cmd_bundle(args: argparse.Namespace) -> int:
     from benchmark.bundles.create import write_bundle
     from benchmark.bundles.manifest import Submitter
@@ -388,7 +410,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "status": cmd_status, "check": cmd_check, "report": cmd_report,
-            "list": cmd_list, "bundle": cmd_bundle, "verify": cmd_verify, "leaderboard": cmd_leaderboard}
+            "list": cmd_list, "bundle": cmd_bundle, "verify": cmd_verify, "leaderboard": cmd_leaderboard,
+            "data": cmd_data}
 
 
 def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,

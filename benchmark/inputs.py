@@ -1,5 +1,5 @@
-"""Content digests of the inputs a cell reads by path: ``dataset: npz:PATH``, ``dataset: image_folder:PATH[:SIZE]``
-and ``init: checkpoint:PATH``.
+"""Content digests of the inputs a cell reads by path: ``dataset: npz:PATH``, ``dataset: image_folder:PATH[:SIZE]``,
+``dataset: hf:NAME`` (its converted arrays) and ``init: checkpoint:PATH``.
 
 A path names a place, not data: the file behind it can be rewritten, and a relative path means another file
 when alb runs from another directory. So the sha256 of what the path holds enters the cell id
@@ -11,87 +11,19 @@ process and in ``$ALB_CACHE_DIR`` (default ``$XDG_CACHE_HOME/alb``, else ``~/.ca
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
-import os
-import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmark.columns import INPUT_PREFIX as INPUT_PREFIX  # result columns: input.dataset, input.init
-from benchmark.errors import ConfigError
+from benchmark.digests import cached, file_digest, file_sha256, stat_regular, stat_signature
 
 if TYPE_CHECKING:
     from benchmark.config import CellConfig
 
-CHUNK = 1 << 20
-_memory: dict[str, str] = {}  # signature -> digest, this process
 # image folder -> digest, this process: listing and stat-ing every image per cell id would cost cells x images;
 # a process reads a folder's images once anyway, so it goes by what the folder held when first asked
 _folders: dict[tuple[str, str], str] = {}
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("ALB_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "alb")
-    return Path(base) / "input_digests"
-
-
-def _stat_regular(path: Path, what: str) -> os.stat_result:
-    """The stat of a regular file (never opened otherwise: a FIFO would block), or a ConfigError saying why not."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise ConfigError(f"{what}: {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"{what}: {path} cannot be read ({exc.strerror or exc})") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise ConfigError(f"{what}: {path} is not a regular file")
-    return st
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _cached(signature: str, compute: Any) -> str:
-    """The digest of the content whose signature is ``signature``: from this process, the on-disk cache, or
-    ``compute()`` (then remembered in both; an unwritable cache folder only costs the next process a rehash)."""
-    if signature in _memory:
-        return _memory[signature]
-    key = hashlib.sha256(signature.encode()).hexdigest()
-    entry = cache_dir() / f"{key}.json"
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        if entry.is_file() and entry.stat().st_size < 4096:
-            saved = json.loads(entry.read_text())
-            if saved["signature"] == signature and isinstance(saved["sha256"], str) and len(saved["sha256"]) == 64:
-                _memory[signature] = saved["sha256"]
-                return saved["sha256"]
-    digest: str = compute()
-    _memory[signature] = digest
-    with contextlib.suppress(OSError):
-        from benchmark.files import atomic_write
-
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"signature": signature, "sha256": digest})
-        atomic_write(entry, lambda tmp: tmp.write_text(text))
-    return digest
-
-
-def _stat_signature(path: Path, st: os.stat_result) -> str:
-    return f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
-
-
-def file_digest(path: Path, what: str) -> str:
-    """sha256 of a regular file's bytes (``what`` names the input in errors, e.g. "init 'checkpoint:x.pt'")."""
-    resolved = path.expanduser().resolve()
-    st = _stat_regular(resolved, what)
-    return _cached("file\0" + _stat_signature(resolved, st), lambda: _file_sha256(resolved))
 
 
 def folder_digest(spec: str, path: Path) -> str:
@@ -104,18 +36,18 @@ def folder_digest(spec: str, path: Path) -> str:
     classes, train, test = image_folder_listing(spec, resolved)
     files = [(split, name, file) for split, per_class in (("train", train), ("test", test))
              for name, group in zip(classes, per_class, strict=True) for file in group]
-    stats = [_stat_regular(file, f"dataset '{spec}'") for _, _, file in files]
-    signature = "folder\0" + "\n".join(f"{split}/{name}/{file.name}\0{_stat_signature(file, st)}"
+    stats = [stat_regular(file, f"dataset '{spec}'") for _, _, file in files]
+    signature = "folder\0" + "\n".join(f"{split}/{name}/{file.name}\0{stat_signature(file, st)}"
                                        for (split, name, file), st in zip(files, stats, strict=True))
 
     def compute() -> str:
         digest = hashlib.sha256()
         for (split, name, file), st in zip(files, stats, strict=True):
-            one = _cached("file\0" + _stat_signature(file, st), lambda file=file: _file_sha256(file))
+            one = cached("file\0" + stat_signature(file, st), lambda file=file: file_sha256(file))
             digest.update(f"{split}/{name}/{file.name}\0{one}\n".encode())
         return digest.hexdigest()
 
-    digest = _folders[spec, str(resolved)] = _cached(signature, compute)
+    digest = _folders[spec, str(resolved)] = cached(signature, compute)
     return digest
 
 
@@ -128,6 +60,10 @@ def dataset_digest(spec: str) -> str | None:
         return None
     if parametric.kind == "npz":
         return file_digest(parametric.path, f"dataset '{spec}'")
+    if parametric.kind == "hf":  # the converted arrays: what the cells read, whatever the source
+        from benchmark.data import hf
+
+        return hf.digest(spec)
     return folder_digest(spec, parametric.path)
 
 

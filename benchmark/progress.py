@@ -20,6 +20,15 @@ class CellEvents:
     def round_finished(self, row: dict[str, Any]) -> None: ...
 
 
+class TaskError(RuntimeError):
+    """A cell's failure as a task (a worker, Ray or Slurm task) reported it: its text is already
+    'ErrorType: message', shown as it is."""
+
+
+def describe_error(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, TaskError) else f"{type(exc).__name__}: {exc}"
+
+
 class PlainReporter:
     """Readable in CI logs: one line per finished, failed or skipped cell."""
 
@@ -46,7 +55,7 @@ class PlainReporter:
     def cell_failed(self, cell: Cell, exc: BaseException, log: Path) -> None:
         self.finished += 1
         self._print(f"[{self.finished}/{self.total}] FAILED {cell.id} ({cell.label()}): "
-                    f"{type(exc).__name__}: {exc} (traceback in {log})")
+                    f"{describe_error(exc)} (traceback in {log})")
 
     def cell_finished(self, cell: Cell, rows: list[dict[str, Any]], seconds: float) -> None:
         self.finished += 1

@@ -63,6 +63,7 @@ NOT_COMPUTING = frozenset({
     "benchmark.errors", "benchmark.store", "benchmark.claims", "benchmark.progress", "benchmark.ops.locks",
     "benchmark.versions", "benchmark.suite", "benchmark.assumptions", "benchmark.published", "benchmark.report",
     "benchmark.cli", "benchmark.executors", "benchmark.status",
+    "benchmark.data.fetch", "benchmark.data.cards", "benchmark.data.requirements", "benchmark.data.weights",
 })
 
 
@@ -216,7 +217,8 @@ def component_sources() -> dict[str, tuple[int, tuple[str, ...]]]:
                 continue
             components[f"{kind}:{entry.name}"] = (entry.info.version, import_closure([entry.module]))
     for kind, version in PARAMETRIC_DATASET_VERSIONS.items():
-        components[f"dataset:{kind}"] = (version, import_closure(["benchmark.data.image_sets"]))
+        roots = ["benchmark.data.hf"] if kind == "hf" else ["benchmark.data.image_sets"]
+        components[f"dataset:{kind}"] = (version, import_closure(roots))
     trainer_roots = [*TRAINER_ROOTS, *(f"benchmark.training.{p.stem}"
                                        for p in sorted((ROOT / "benchmark" / "training").glob("*.py")))]
     components["trainer"] = (TRAINER_VERSION, import_closure(trainer_roots))

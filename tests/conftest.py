@@ -43,6 +43,13 @@ def cells_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALB_WORKERS", "1")
 
 
+@pytest.fixture(autouse=True)
+def no_data_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Datasets come from a mirror on a closed local port: a test that does not provide its files fails at once
+    instead of reaching for the internet (tests that serve files set ALB_DATA_MIRROR themselves)."""
+    monkeypatch.setenv("ALB_DATA_MIRROR", "http://127.0.0.1:9")
+
+
 @pytest.fixture
 def count_training(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[int]]:
     """Call it to start counting: the returned list grows by one each time the trainer really trains."""

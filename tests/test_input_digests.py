@@ -13,7 +13,7 @@ import torch
 from conftest import write_suite
 from PIL import Image
 
-from benchmark import cli, inputs
+from benchmark import cli, digests, inputs
 from benchmark.cell_state import CellState
 from benchmark.config import CellConfig
 from benchmark.errors import ConfigError
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(autouse=True)
 def private_digest_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALB_CACHE_DIR", str(tmp_path / "alb-cache"))
-    monkeypatch.setattr(inputs, "_memory", {})
+    monkeypatch.setattr(digests, "_memory", {})
     monkeypatch.setattr(inputs, "_folders", {})
 
 
@@ -124,13 +124,13 @@ def test_a_digest_is_computed_once_per_content(tmp_path: Path, monkeypatch: pyte
     data = tmp_path / "data.npz"
     _npz(data, classes=3, size=8)
     hashed: list[Path] = []
-    real = inputs._file_sha256
-    monkeypatch.setattr(inputs, "_file_sha256", lambda p: hashed.append(p) or real(p))
-    first = inputs.file_digest(data, "x")
-    monkeypatch.setattr(inputs, "_memory", {})  # a new process: the on-disk cache answers
-    assert inputs.file_digest(data, "x") == first and len(hashed) == 1
+    real = digests.file_sha256
+    monkeypatch.setattr(digests, "file_sha256", lambda p: hashed.append(p) or real(p))
+    first = digests.file_digest(data, "x")
+    monkeypatch.setattr(digests, "_memory", {})  # a new process: the on-disk cache answers
+    assert digests.file_digest(data, "x") == first and len(hashed) == 1
     _npz(data, classes=3, size=8, seed=5)
-    assert inputs.file_digest(data, "x") != first and len(hashed) == 2
+    assert digests.file_digest(data, "x") != first and len(hashed) == 2
 
 
 def test_registered_datasets_have_no_input_digest_and_keep_their_ids() -> None:

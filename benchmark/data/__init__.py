@@ -12,6 +12,8 @@ that validation stays torch-free):
   y_test``; images uint8 NHWC, NCHW or NHW (grey), square; labels 0..C-1, every
   class in 0..C-1 present in y_train or y_test, 2 <= C <= MAX_CLASSES; both
   splits non-empty (a test class that y_train lacks is warned about).
+* ``hf:NAME[:CONFIG][?OPTIONS]`` - a Hugging Face image-classification dataset (Hub id or a local
+  ``save_to_disk`` / parquet copy), converted once into a cache; see :mod:`benchmark.data.hf`.
 * ``image_folder:PATH`` or ``image_folder:PATH:SIZE`` - ``PATH/train/<class>/*``
   and ``PATH/test/<class>/*``; classes (at least two) are the sorted folder
   names of ``train/``; every image is converted to RGB and resized to SIZE x
@@ -121,8 +123,9 @@ NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 MAX_CLASSES = 100_000
 IMAGE_FOLDER_DEFAULT_SIZE = 32
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
-PARAMETRIC_KINDS = ("npz", "image_folder")
-_SPEC_FORMS = "'npz:PATH' or 'image_folder:PATH' / 'image_folder:PATH:SIZE'"
+PARAMETRIC_KINDS = ("npz", "image_folder", "hf")
+_SPEC_FORMS = ("'npz:PATH' or 'image_folder:PATH' / 'image_folder:PATH:SIZE' or 'hf:NAME[:CONFIG]' (a Hugging Face "
+               "dataset, see benchmark.data.hf)")
 _NPZ_LAYOUT = ("an .npz file with arrays x_train, y_train, x_test, y_test (x: uint8 NHWC, NCHW or NHW, "
                "square images; y: integer labels 0..C-1)")
 _FOLDER_LAYOUT = "PATH/train/<class>/<image files> and PATH/test/<class>/<image files>"
@@ -150,6 +153,8 @@ def parse_spec(spec: str) -> ParametricSpec | None:
         raise ConfigError(f"dataset '{spec}' needs a path: write {_SPEC_FORMS}")
     if kind == "npz":
         return ParametricSpec(spec, kind, Path(rest).expanduser())
+    if kind == "hf":  # the name may be a Hub id: benchmark.data.hf parses the rest
+        return ParametricSpec(spec, kind, Path(rest))
     path, _, last = rest.rpartition(":")
     size = IMAGE_FOLDER_DEFAULT_SIZE
     if path and last.strip().lstrip("+-").isdigit():
@@ -197,6 +202,10 @@ def dataset_info(spec: str) -> dict[str, Any]:
         else:
             info["class_counts"] = None
         return info
+    if parametric.kind == "hf":
+        from benchmark.data import hf
+
+        return hf.info(spec)
     path = parametric.path.resolve()
     layout = _NPZ_LAYOUT if parametric.kind == "npz" else _FOLDER_LAYOUT
     if not path.exists():

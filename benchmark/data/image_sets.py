@@ -78,13 +78,6 @@ def dataset_from_arrays(name: str, arrays: dict[str, np.ndarray], num_classes: i
                        torch.from_numpy(arrays["y_test"].astype(np.int64)), num_classes)
 
 
-def _download_archive(url: str, root: Path, filename: str) -> None:
-    """Download and extract an archive into root (a seam for tests, which have no internet)."""
-    from torchvision.datasets.utils import download_and_extract_archive
-
-    download_and_extract_archive(url, download_root=str(root), filename=filename)
-
-
 # ---------------------------------------------------------------- Tiny ImageNet
 
 
@@ -100,10 +93,7 @@ def load_tiny_imagenet(data_dir: Path) -> ImageDataset:
     arrays = read_cache(cache)
     if arrays is None:
         root = data_dir / TINY_IMAGENET_FOLDER
-        if not (root / "train").is_dir():
-            _fetch("tiny_imagenet", data_dir,
-                   lambda _dl: (_download_archive(TINY_IMAGENET_URL, data_dir, "tiny-imagenet-200.zip"), None))
-        arrays = read_tiny_imagenet(root)
+        arrays, _ = _fetch("tiny_imagenet", data_dir, lambda _dl: (read_tiny_imagenet(root), None))
         save_arrays(cache, **arrays)
     return dataset_from_arrays("tiny_imagenet", arrays, len(arrays["classes"]))
 
@@ -239,6 +229,11 @@ def load_parametric(spec: str) -> ImageDataset:
     parametric = parse_spec(spec)
     if parametric is None:
         raise ConfigError(f"dataset '{spec}' is not a path spec ('npz:PATH' or 'image_folder:PATH[:SIZE]')")
+    if parametric.kind == "hf":
+        from benchmark.data import hf
+
+        arrays = hf.arrays(spec)
+        return dataset_from_arrays(spec, arrays, len(arrays["classes"]))
     info = dataset_info(spec)
     path = parametric.path.resolve()
     if parametric.kind == "npz":

@@ -1,7 +1,8 @@
-"""Real datasets through torchvision, downloaded into the data directory on first use."""
+"""Real datasets read with torchvision (CIFAR from its pickled batches), fetched by benchmark.data.fetch."""
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,35 +11,23 @@ import numpy as np
 import torch
 
 from benchmark.data.base import ImageDataset, from_arrays
-from benchmark.errors import DatasetUnavailableError
-
-# What a user without internet must fetch by hand, and where torchvision expects it.
-MANUAL_DOWNLOAD = {
-    "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/ (4 *-ubyte.gz files)", "MNIST/raw/"),
-    "fashion_mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ (4 *-ubyte.gz files)",
-                      "FashionMNIST/raw/"),
-    "cifar10": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "cifar-10-python.tar.gz"),
-    "cifar100": ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "cifar-100-python.tar.gz"),
-    "svhn": ("http://ufldl.stanford.edu/housenumbers/train_32x32.mat and test_32x32.mat",
-             "train_32x32.mat, test_32x32.mat"),
-    "stl10": ("http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz", "stl10_binary/ (extracted)"),
-    "caltech101": ("https://data.caltech.edu/records/mzrjq-6wc02/files/caltech-101.zip (extract it and the "
-                   "101_ObjectCategories.tar.gz inside)", "caltech101/101_ObjectCategories/"),
-    "tiny_imagenet": ("http://cs231n.stanford.edu/tiny-imagenet-200.zip", "tiny-imagenet-200/ (extracted)"),
-}
+from benchmark.errors import AlbError, DatasetUnavailableError
 
 
 def _fetch(name: str, data_dir: Path, build: Callable[[bool], tuple[Any, Any]]) -> tuple[Any, Any]:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """The dataset's files made ready by :mod:`benchmark.data.fetch` (verified, under a lock; a no-op when
+    ``alb run`` resolved them already), then read by ``build(download=False)``: torchvision never downloads."""
+    from benchmark.data.fetch import ensure_dataset
+
+    ensure_dataset(name, data_dir)
     try:
-        return build(True)
-    except Exception as exc:  # torchvision raises URLError, RuntimeError, OSError...
-        url, where = MANUAL_DOWNLOAD[name]
+        return build(False)
+    except AlbError:
+        raise
+    except Exception as exc:  # torchvision raises RuntimeError, OSError... for files it cannot read
         raise DatasetUnavailableError(
-            f"dataset '{name}' is not in {data_dir} and could not be downloaded ({exc.__class__.__name__}: "
-            f"{exc}). Download {url} and place it as {data_dir / where}, or point --data-dir / ALB_DATA "
-            "at a folder that already holds it."
-        ) from None
+            f"dataset '{name}' in {data_dir} could not be read ({exc.__class__.__name__}: {exc}); delete its "
+            f"files and run `alb data fetch {name} --data-dir {data_dir}`") from None
 
 
 def _as_nchw(images: Any) -> torch.Tensor:
@@ -72,12 +61,34 @@ def load_fashion_mnist(data_dir: Path) -> ImageDataset:
     return _split_dataset("fashion_mnist", "FashionMNIST", data_dir, 10)
 
 
-def load_cifar10(data_dir: Path) -> ImageDataset:
-    return _split_dataset("cifar10", "CIFAR10", data_dir, 10)
+def _cifar_batches(folder: Path, names: list[str], label_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """The python-pickle batches of a CIFAR archive (whose checksum benchmark.data.fetch verified) as
+    uint8 N x 3 x 32 x 32 images and labels."""
+    images, labels = [], []
+    for name in names:
+        with (folder / name).open("rb") as handle:
+            batch = pickle.load(handle, encoding="latin1")
+        images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        labels.append(np.asarray(batch[label_key], dtype=np.int64))
+    return np.concatenate(images), np.concatenate(labels)
 
 
-def load_cifar100(data_dir: Path) -> ImageDataset:
-    return _split_dataset("cifar100", "CIFAR100", data_dir, 100)
+def _cifar(name: str, folder: str, train: list[str], test: list[str], label_key: str, classes: int) -> Any:
+    def load(data_dir: Path) -> ImageDataset:
+        def build(_download: bool) -> tuple[Any, Any]:
+            root = data_dir / folder
+            return _cifar_batches(root, train, label_key), _cifar_batches(root, test, label_key)
+
+        (x_train, y_train), (x_test, y_test) = _fetch(name, data_dir, build)
+        return from_arrays(name, torch.from_numpy(x_train), torch.from_numpy(y_train), torch.from_numpy(x_test),
+                           torch.from_numpy(y_test), classes)
+
+    return load
+
+
+load_cifar10 = _cifar("cifar10", "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"],
+                      "labels", 10)
+load_cifar100 = _cifar("cifar100", "cifar-100-python", ["train"], ["test"], "fine_labels", 100)
 
 
 def load_svhn(data_dir: Path) -> ImageDataset:

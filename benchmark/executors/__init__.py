@@ -59,12 +59,18 @@ def check_device_and_threads(args: argparse.Namespace) -> None:
 def run_with_executor(args: argparse.Namespace, suite: Suite, store: SuiteStore, data_dir: Path,
                       reporter_factory: Callable[..., Any]) -> SuiteOutcome | None:
     """Run the suite as the `alb run` flags say; None when the cells were submitted without waiting."""
+    from benchmark.data.requirements import require_inputs
+    from benchmark.executors.common import pending_cells
     from benchmark.executors.local import run_in_process, run_workers
 
     _check_flags(args)
     settings = settings_from_args(args, suite, data_dir)
+    cells = [select_cell(suite, args.cell)] if args.cell is not None else pending_cells(suite, store, args.force)
+    # the data of the cells to run, fetched and verified once here (not by each task), or one error before any
+    # cell starts
+    require_inputs(cells, settings.data_dir, [str(args.suite)])
     if args.cell is not None:
-        return run_in_process(suite, store, settings, reporter_factory, only=[select_cell(suite, args.cell).id])
+        return run_in_process(suite, store, settings, reporter_factory, only=[cells[0].id])
     if args.executor == "local":
         return run_workers(suite, store, settings, args.workers, reporter_factory)
     if not any(args.force or not store.is_done(c.id) for c in suite.cells):

@@ -213,7 +213,8 @@ class _TaskReporter:
         self.report.status = "busy" if "running" in why else "cached"
 
     def cell_failed(self, cell: Cell, exc: BaseException, log: Path) -> None:
-        self.report.status, self.report.error = "failed", f"{type(exc).__name__}: {exc} (traceback in {log})"
+        # the driver's reporter adds "(traceback in LOG)" once
+        self.report.status, self.report.error = "failed", f"{type(exc).__name__}: {exc}"
 
     def cell_finished(self, cell: Cell, rows: list[dict[str, Any]], seconds: float) -> None:
         last = rows[-1]
@@ -292,4 +293,6 @@ class DriverProgress:
         if write_log:
             self.store.write_failure(cell_id, f"cell {cell_id}: the task running it failed\n{error}\n")
             self.store.log_event("cell_failed", cell_id=cell_id, error=error.splitlines()[0] if error else "")
-        self.reporter.cell_failed(self.cells[cell_id], RuntimeError(error.strip() or "task failed"), log)
+        from benchmark.progress import TaskError
+
+        self.reporter.cell_failed(self.cells[cell_id], TaskError(error.strip() or "task failed"), log)
