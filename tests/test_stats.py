@@ -9,7 +9,7 @@ from scipy import stats as sps
 
 from benchmark.report.references import _verdict
 from benchmark.report.stats import alpha_of_k, board_marks, holm, paired_test, t_interval, welch_vs_reference
-from benchmark.report.tables import _shared_ranks, _vs_best, _vs_random
+from benchmark.report.tables import _vs_best, _vs_random, ranks_by_mean
 
 A = [0.874, 0.861, 0.889, 0.880]
 B = [0.865, 0.851, 0.884, 0.860]
@@ -71,8 +71,10 @@ def test_board_marks_tie_and_clearly_worse() -> None:
     assert marks["lc"].vs_random.p < 0.05 and marks["lc"].vs_random.difference > 0
     assert "≈best" in _vs_best(marks["entropy"]) and "below best" in _vs_best(marks["random"])
     assert "better" in _vs_random(marks["lc"], True) and _vs_random(marks["random"], True) == "(random itself)"
-    order = sorted(marks, key=lambda n: (not marks[n].tied_with_best, -marks[n].interval.mean))
-    assert _shared_ranks([marks[n] for n in order]) == ["1", "1", "3"]
+    # ranked by the mean, best first; being "not separated from the best" never lifts a rank (issue 17)
+    order = sorted(marks, key=lambda n: -marks[n].interval.mean)
+    assert order == ["lc", "entropy", "random"]
+    assert ranks_by_mean([marks[n].interval.mean for n in order]) == ["1", "2", "3"]
 
 
 def test_board_marks_with_one_seed_claim_no_tie() -> None:
