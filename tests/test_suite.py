@@ -153,8 +153,8 @@ def test_unknown_top_level_key_in_defaults(tmp_path: Path) -> None:
     msg = error_of(path)
     assert f"{path}:{line_no(path, 'sed: 3')}:" in msg
     assert "defaults: unknown key 'sed'" in msg
-    assert ("Allowed: dataset, backbone, strategy, initial_strategy, strategy_params, pool_subset, seed, budget, "
-            "training, init, "
+    assert ("Allowed: dataset, backbone, strategy, initial_strategy, candidate, strategy_params, pool_subset, seed, "
+            "budget, training, init, "
             "pretraining, view.") in msg
     assert "Did you mean 'seed'?" in msg
 
