@@ -128,6 +128,9 @@ def dataset_digest(spec: str) -> str | None:
         return None
     if parametric.kind == "npz":
         return file_digest(parametric.path, f"dataset '{spec}'")
+    if parametric.kind == "coco_json":  # the boxes and the file names; images are read by those names
+        assert parametric.annotations is not None
+        return file_digest(parametric.annotations, f"dataset '{spec}'")
     return folder_digest(spec, parametric.path)
 
 

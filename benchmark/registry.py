@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# What a dataset asks of the cells that use it: classification (one label per image) or detection (boxes).
+TASKS = ("classification", "detection")
+Task = Literal["classification", "detection"]
+
 
 def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest choice, or an empty string."""
@@ -68,6 +72,7 @@ class StrategyInfo:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     initial: str | None = None  # schedules: the strategy of the initial set
     rounds: str | None = None  # schedules: the strategy of every later round
+    tasks: tuple[Task, ...] = ("classification",)  # the dataset tasks it can select for
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class BackboneInfo:
     has_dropout: bool = False
     imagenet: bool = False  # benchmark.models.imagenet can load pre-trained weights for init: imagenet
     mc_dropout: Mapping[str, float] | None = None
+    task: Task = "classification"  # detection: a detector (benchmark.detection.models), for detection datasets
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,7 @@ class DatasetInfo:
     hflip: bool
     balanced: bool
     version: int = 1
+    task: Task = "classification"  # detection: images with boxes (benchmark.detection); num_classes without background
 
     def facts(self) -> dict[str, Any]:
         """The facts as a dict, without the version."""

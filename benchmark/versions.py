@@ -40,7 +40,7 @@ TRAINER_ROOTS = ("benchmark.learner", "benchmark.runner", "benchmark.cell_state"
 # simsiam 2, deepcluster 3, rotation 2: the split_batches fix (see TRAINER_VERSION 2) changed their batches
 INIT_VERSIONS: dict[str, int] = {"simsiam": 2, "deepcluster": 3, "rotation": 2, "imagenet": 1, "checkpoint": 1}
 # datasets given by path (benchmark.data.parse_spec)
-PARAMETRIC_DATASET_VERSIONS: dict[str, int] = {"npz": 1, "image_folder": 1}
+PARAMETRIC_DATASET_VERSIONS: dict[str, int] = {"npz": 1, "image_folder": 1, "coco_json": 1}
 
 VERSION_PREFIX = "version."  # result columns: version.strategy, version.backbone, ...
 UNKNOWN = "unknown"  # the version of a component in results written before versions were recorded
@@ -215,7 +215,8 @@ def component_sources() -> dict[str, tuple[int, tuple[str, ...]]]:
                 continue
             components[f"{kind}:{entry.name}"] = (entry.info.version, import_closure([entry.module]))
     for kind, version in PARAMETRIC_DATASET_VERSIONS.items():
-        components[f"dataset:{kind}"] = (version, import_closure(["benchmark.data.image_sets"]))
+        loader = "benchmark.detection.coco_json" if kind == "coco_json" else "benchmark.data.image_sets"
+        components[f"dataset:{kind}"] = (version, import_closure([loader]))
     trainer_roots = [*TRAINER_ROOTS, *(f"benchmark.training.{p.stem}"
                                        for p in sorted((ROOT / "benchmark" / "training").glob("*.py")))]
     components["trainer"] = (TRAINER_VERSION, import_closure(trainer_roots))
