@@ -47,7 +47,8 @@ def _read(spec: str, annotations: Path, stamp: int) -> dict[str, Any]:
         boxes = [(int(a["image_id"]), int(a["category_id"]), [float(v) for v in a["bbox"]], bool(a.get("iscrowd")))
                  for a in data["annotations"]]
     except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{problem}; an entry lacks a field or has a wrong type ({type(exc).__name__}: {exc})") from None
+        raise ConfigError(f"{problem}; an entry lacks a field or has a wrong type "
+                          f"({type(exc).__name__}: {exc})") from None
     if len(categories) < 1 or len(images) < 2:
         raise ConfigError(f"{problem}; it needs at least one category and two images")
     known = set(categories)

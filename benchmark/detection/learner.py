@@ -20,9 +20,9 @@ from benchmark.detection.pool import DetectionPool
 from benchmark.detection.train import BoxSet, box_probabilities, evaluate_detector, train_detector
 from benchmark.errors import ConfigError
 from benchmark.seeding import derive_seed
+from benchmark.training.augment import resolve_flip
 from benchmark.training.execution import Execution
 from benchmark.training.loop import EpochCallback, TrainResult
-from benchmark.training.augment import resolve_flip
 
 
 @dataclass(frozen=True)

@@ -36,9 +36,10 @@ def detection_map(predictions: list[dict[str, torch.Tensor]], targets: list[dict
     from torchmetrics.detection import MeanAveragePrecision
 
     metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", backend=backend())
+    def crowd(t: dict[str, torch.Tensor]) -> torch.Tensor:
+        return t.get("difficult", torch.zeros(len(t["labels"]), dtype=torch.bool)).cpu().to(torch.int64)
+
     metric.update([{k: v.detach().cpu() for k, v in p.items()} for p in predictions],
-                  [{"boxes": t["boxes"].cpu(), "labels": t["labels"].cpu(),
-                    "iscrowd": t.get("difficult", torch.zeros(len(t["labels"]), dtype=torch.bool)).cpu().to(torch.int64)}
-                   for t in targets])
+                  [{"boxes": t["boxes"].cpu(), "labels": t["labels"].cpu(), "iscrowd": crowd(t)} for t in targets])
     result = metric.compute()
     return {key: max(0.0, float(result[key])) for key in ("map_50", "map")}

@@ -37,8 +37,9 @@ def parse_objects(annotation: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, n
     size = (int(root["size"]["width"]), int(root["size"]["height"]))
     objects = root.get("object", [])
     objects = objects if isinstance(objects, list) else [objects]
-    boxes = [[float(o["bndbox"][k]) - (1.0 if k in ("xmin", "ymin") else 0.0) for k in ("xmin", "ymin", "xmax", "ymax")]
-             for o in objects]
+    # VOC's corners are 1-based pixel numbers, inclusive: x1 - 1 and x2 are the pixel edges
+    corners = ("xmin", "ymin", "xmax", "ymax")
+    boxes = [[float(o["bndbox"][k]) - (1.0 if k in ("xmin", "ymin") else 0.0) for k in corners] for o in objects]
     labels = [CLASSES.index(o["name"]) + 1 for o in objects]
     difficult = [str(o.get("difficult", "0")) == "1" for o in objects]
     return (np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64),
@@ -72,8 +73,9 @@ def _convert(voc: Any) -> dict[str, np.ndarray]:
         labels.append(lab)
         difficult.append(diff)
         counts.append(len(lab))
-    return {"x": np.stack(images).transpose(0, 3, 1, 2), "boxes": np.concatenate(boxes), "labels": np.concatenate(labels),
-            "difficult": np.concatenate(difficult), "counts": np.asarray(counts, np.int64)}
+    return {"x": np.stack(images).transpose(0, 3, 1, 2), "boxes": np.concatenate(boxes),
+            "labels": np.concatenate(labels), "difficult": np.concatenate(difficult),
+            "counts": np.asarray(counts, np.int64)}
 
 
 def _split(year: str, image_set: str, data_dir: Path) -> dict[str, np.ndarray]:
