@@ -116,7 +116,8 @@ def shown_facts(info: StrategyInfo | BackboneInfo | DatasetInfo) -> str:
         return value
 
     return ", ".join(f"{f.name}={shown(value)}" for f in dataclasses.fields(info)
-                     if (value := getattr(info, f.name)) not in (None, (), {}))
+                     if (value := getattr(info, f.name)) not in (None, (), {})
+                     and not (f.name in ("task", "tasks") and value == f.default))  # classification only: unsaid
 
 
 I = TypeVar("I", StrategyInfo, BackboneInfo, DatasetInfo)  # noqa: E741

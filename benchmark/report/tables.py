@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from benchmark.report.frame import Protocol, differing_keys, strategy_label, strategy_params_of
+from benchmark.report.frame import Protocol, differing_keys, metric_name, strategy_label, strategy_params_of
 from benchmark.report.metrics import aubc, labels_to_reach
 from benchmark.report.references import Comparison
 from benchmark.report.stats import ALPHA, BoardMarks, Interval, Test, board_marks
@@ -92,6 +92,8 @@ def results_tables(frame: pd.DataFrame, comparisons: list[Comparison],
         wanted = {n for (p, _, n) in refs if p == protocol}
         columns = label_columns([int(n) for n in rows["n_labeled"].unique()], wanted, at_labels)
         headers = ["strategy", *[f"{n} labels" for n in columns], "AUBC", "seeds"]
+        if metric_name(rows) != "accuracy":  # detection: say what the numbers are
+            headers[0] = f"strategy ({metric_name(rows)}, %)"
         body, notes = [], []
         for label, srows in rows.groupby("strategy_label", sort=True):
             stats = srows.groupby(["n_labeled", "seed"])["accuracy"].mean().groupby("n_labeled")
@@ -193,11 +195,12 @@ def leaderboard_tables(frame: pd.DataFrame) -> list[Table]:
         body = [[rank, name, cells[name][0], _ci(marks[name].interval), _vs_best(marks[name]),
                  _vs_random(marks[name], has_random), *cells[name][1:]]
                 for rank, name in zip(ranks, order, strict=True)]
-        efficiency_header = ("label efficiency at random's final accuracy"
+        metric = metric_name(rows)
+        efficiency_header = (f"label efficiency at random's final {metric}"
                              + (f" ({100 * target:.2f}%)" if target is not None else " (no random baseline)"))
-        headers = ["rank", "strategy", "AUBC (%)", "AUBC 95% CI", "vs best", "vs random", "final accuracy (%)",
+        headers = ["rank", "strategy", "AUBC (%)", "AUBC 95% CI", "vs best", "vs random", f"final {metric} (%)",
                    efficiency_header, "train s / round", "query s / round", "seeds"]
-        notes = ["Ranked by AUBC: the mean accuracy over the budget (area under the learning curve "
+        notes = [f"Ranked by AUBC: the mean {metric} over the budget (area under the learning curve "
                  "divided by its label range), mean ± std over seeds; strategies not separated from the best "
                  "share rank 1.", LEGEND, f"Component versions: {protocol.versions()}; cells of other versions "
                  "are never ranked together."]
