@@ -420,8 +420,7 @@ def _resolved_detection(cell: CellConfig, task: str) -> DetectionConfig | None:
         raise ValueError(f"init '{cell.init}' is not available for detection: scratch or imagenet")
     if cell.view is not None:
         raise ValueError("view (imbalance, redundancy) is defined by class labels; detection datasets have none")
-    if BACKBONES.info(cell.backbone).min_image_size and dataset_info(cell.dataset)["channels"] != 3 \
-            and cell.backbone != "small_ssd":
+    if dataset_info(cell.dataset)["channels"] != 3 and cell.backbone != "small_ssd":  # torchvision's take RGB
         raise ValueError(f"backbone '{cell.backbone}' needs RGB images; dataset '{cell.dataset}' is grey: use "
                          "small_ssd")
     return cell.detection or DetectionConfig()

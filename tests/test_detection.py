@@ -121,6 +121,30 @@ def test_embedded_splits_use_disjoint_digits() -> None:
     assert info["task"] == "detection" and info["n_train"] == db.N_TRAIN and info["n_test"] == db.N_TEST
 
 
+def test_coco_json_dataset_reads_facts_and_images(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from benchmark.data import dataset_info
+    from benchmark.data.loading import load_dataset
+
+    for i in range(5):
+        Image.new("RGB", (40, 20), (10 * i, 0, 0)).save(tmp_path / f"{i}.png")
+    annotations = {"images": [{"id": i, "file_name": f"{i}.png"} for i in range(5)],
+                   "categories": [{"id": 7, "name": "cat"}, {"id": 3, "name": "dog"}],
+                   "annotations": [{"image_id": i, "category_id": 7, "bbox": [4, 2, 10, 5]} for i in range(5)]}
+    (tmp_path / "ann.json").write_text(json.dumps(annotations))
+    spec = f"coco_json:{tmp_path}:{tmp_path / 'ann.json'}"
+    info = dataset_info(spec)
+    assert (info["task"], info["num_classes"], info["n_train"] + info["n_test"]) == ("detection", 2, 5)
+    data = load_dataset(spec, tmp_path)
+    assert data.class_names == ("dog", "cat") and tuple(data.train_x.shape[1:]) == (3, 300, 300)
+    # [4, 2, 10, 5] on a 40x20 image, scaled to 300x300; category 7 is the second by id
+    assert data.train_boxes[0].tolist() == [[30.0, 30.0, 105.0, 105.0]] and data.train_labels[0].tolist() == [2]
+    (tmp_path / "bad.json").write_text(json.dumps({"images": []}))
+    with pytest.raises(ConfigError, match="COCO-format"):
+        dataset_info(f"coco_json:{tmp_path}:{tmp_path / 'bad.json'}")
+
+
 # ---------------------------------------------------------------- validation
 
 

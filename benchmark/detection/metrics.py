@@ -3,8 +3,9 @@
 Backend: faster_coco_eval (the faster of torchmetrics' two COCO backends, installed from PyPI as
 ``faster-coco-eval``), falling back to pycocotools when only that is installed. Two numbers per evaluation:
 ``map_50`` (AP at IoU 0.5 averaged over classes, the VOC criterion, with COCO's 101-point interpolation rather
-than VOC2007's 11-point one) and ``map`` (COCO's AP averaged over IoU 0.5:0.95). Objects flagged
-``difficult`` are passed as crowd regions, so that detections on them count neither as true nor as false
+than VOC2007's 11-point one and COCO's cap of an image's 100 best detections) and ``map`` (COCO's AP averaged
+over IoU 0.5:0.95). Objects flagged ``difficult`` are passed as crowd regions, so that detections on them count
+neither as true nor as false
 positives, as VOC's evaluation ignores them.
 """
 
@@ -36,6 +37,7 @@ def detection_map(predictions: list[dict[str, torch.Tensor]], targets: list[dict
     from torchmetrics.detection import MeanAveragePrecision
 
     metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", backend=backend())
+    metric.warn_on_many_detections = False  # COCO's rule: an image's 100 best detections count, as everywhere
     def crowd(t: dict[str, torch.Tensor]) -> torch.Tensor:
         return t.get("difficult", torch.zeros(len(t["labels"]), dtype=torch.bool)).cpu().to(torch.int64)
 
