@@ -5,8 +5,7 @@ Backend: faster_coco_eval (the faster of torchmetrics' two COCO backends, instal
 ``map_50`` (AP at IoU 0.5 averaged over classes, the VOC criterion, with COCO's 101-point interpolation rather
 than VOC2007's 11-point one and COCO's cap of an image's 100 best detections) and ``map`` (COCO's AP averaged
 over IoU 0.5:0.95). Objects flagged ``difficult`` are passed as crowd regions, so that detections on them count
-neither as true nor as false
-positives, as VOC's evaluation ignores them.
+neither as true nor as false positives, as VOC's evaluation ignores them.
 """
 
 from __future__ import annotations
