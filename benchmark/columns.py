@@ -25,8 +25,8 @@ IDENTITY_COLUMNS = ("suite", "cell_id")
 # added when a suite's cells are loaded: the suite that computed the cell (the file's own ``suite`` column)
 LOADED_COLUMNS = ("computed_by",)
 # the round facts and metrics alb's own rounds report (a round may report more: any column not of another role)
-ROUND_COLUMNS = ("round", "n_labeled", "n_pseudo_labeled", "accuracy", "macro_f1", "train_loss", "train_seconds",
-                 "query_seconds", "selected", "finished_at", "candidate_seconds")
+ROUND_COLUMNS = ("round", "n_labeled", "n_pseudo_labeled", "accuracy", "macro_f1", "map_50", "map", "train_loss",
+                 "train_seconds", "query_seconds", "selected", "finished_at", "candidate_seconds")
 PROVENANCE_COLUMNS = ("alb_version", "git_commit", "torch_version", "device", "torch_threads", "host",
                       "python", "precision", "channels_last", "compiled")
 VERSION_PREFIX = "version."

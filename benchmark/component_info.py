@@ -11,6 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# What a dataset asks of the cells that use it: classification (one label per image) or detection (boxes).
+TASKS = ("classification", "detection")
+Task = Literal["classification", "detection"]
+
 
 @dataclass(frozen=True)
 class EpochFraction:
@@ -49,6 +53,7 @@ class StrategyInfo:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     initial: str | None = None  # schedules: the strategy of the initial set
     rounds: str | None = None  # schedules: the strategy of every later round
+    tasks: tuple[Task, ...] = ("classification",)  # the dataset tasks it can select for
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class BackboneInfo:
     has_dropout: bool = False
     imagenet: bool = False  # benchmark.models.imagenet can load pre-trained weights for init: imagenet
     mc_dropout: Mapping[str, float] | None = None
+    task: Task = "classification"  # detection: a detector (benchmark.detection.models), for detection datasets
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ class DatasetInfo:
     hflip: bool
     balanced: bool
     version: int = 1
+    task: Task = "classification"  # detection: images with boxes (benchmark.detection); num_classes without background
 
     def facts(self) -> dict[str, Any]:
         """The facts as a dict, without the version."""

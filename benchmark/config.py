@@ -238,6 +238,23 @@ class CandidateConfig(StrictModel):
     epochs: int | None = Field(None, gt=0, description="the candidate's training epochs; null = training.epochs")
 
 
+class DetectionConfig(StrictModel):
+    """Settings of cells on a detection dataset (task: detection); null for classification cells."""
+
+    aggregation: Literal["mean", "max", "sum"] = Field(
+        "mean", description="how the scores of an image's boxes become the image's score "
+        "(benchmark/detection/scoring.py): mean keeps phi_LC = 1 - phi_HC per image (seed 000 l.196-198)")
+    empty_image: Literal["background", "uncertain"] = Field(
+        "background", description="an image without any box above score_threshold is scored as one box that is "
+        "certainly background (what the detector says), or as one uniform, maximally uncertain box")
+    score_threshold: float = Field(0.01, ge=0, lt=1, description="boxes kept for scoring and evaluation "
+                                   "(torchvision's SSD: 0.01)")
+    nms_threshold: float = Field(0.45, gt=0, le=1, description="IoU of class-wise NMS (SSD: 0.45)")
+    detections_per_image: int = Field(200, gt=0, description="most boxes kept per image (SSD: 200)")
+    expand_max: float = Field(4.0, ge=1, description="SSD augmentation's expand (zoom out) up to this many "
+                              "times the side (SSD: 4; 1 = no expand)")
+
+
 class CellConfig(StrictModel):
     dataset: str
     backbone: str
@@ -267,6 +284,9 @@ class CellConfig(StrictModel):
         None, description="settings of init: simsiam | deepcluster | rotation; null = defaults, and "
         "always null for the other inits")
     view: ViewConfig | None = Field(None, description="class imbalance or redundancy of the training pool")
+    detection: DetectionConfig | None = Field(
+        None, description="settings of detection cells (datasets with task: detection); null = defaults there, "
+        "and always null for classification")
 
     @field_validator("init")
     @classmethod
@@ -335,6 +355,8 @@ class CellConfig(StrictModel):
                 f"budget: initial + rounds x query = {budget.initial} + {budget.rounds} x "
                 f"{budget.query} = {budget.total} labels, but dataset '{self.dataset}'{view} has "
                 f"only {pool} training images; lower budget.rounds or budget.query")
+        task = dataset.get("task", "classification")
+        detection = _resolved_detection(self, task)
         min_size = BACKBONES.info(self.backbone).min_image_size
         if dataset["image_size"] < min_size:
             raise ValueError(f"backbone '{self.backbone}' needs images of at least {min_size}px, "
@@ -372,9 +394,14 @@ class CellConfig(StrictModel):
         if pretraining is not None and pretraining.crop_scale is not None and self.init != "deepcluster":
             raise ValueError(f"pretraining.crop_scale applies to init: deepcluster only, not {self.init} (SimSiam's "
                              "crop is the strong policy's 0.2-1); remove it")
+        for name in phases:
+            if task not in STRATEGIES.info(name).tasks:
+                able = [e.name for e in STRATEGIES if task in e.info.tasks and e.info.kind != "initial"]
+                raise ValueError(f"strategy '{name}' cannot select for {task} (dataset '{self.dataset}'); "
+                                 f"strategies that can: {', '.join(able)}")
         return self.model_copy(update={"initial_strategy": initial, "training": training, "budget": budget,
                                        "pretraining": pretraining, "strategy_params": params,
-                                       "candidate": candidate})
+                                       "candidate": candidate, "detection": detection})
 
     def _resolved_candidate(self, budget: BudgetConfig, initial: str) -> CandidateConfig | None:
         c = self.candidate
@@ -389,10 +416,18 @@ class CellConfig(StrictModel):
                              "would choose nothing; set initial_strategy to one that does (least_confidence, ...)")
         return c.model_copy(update={"epochs": c.epochs or self.training.epochs})
 
+    @property
+    def task(self) -> str:
+        """classification or detection: what the cell's dataset asks for."""
+        return "classification" if self.detection is None else "detection"
+
     def canonical(self) -> dict[str, Any]:
         config = self.model_dump(mode="json")
-        if config["candidate"] is None:  # cells without a candidate keep the ids they had before it existed
+        # settings a cell does not use are left out, so that its id stays what it was before they existed
+        if config["candidate"] is None:
             del config["candidate"]
+        if config["detection"] is None:  # classification cells have no detection settings
+            del config["detection"]
         return config
 
     def cell_id(self) -> str:
@@ -412,6 +447,38 @@ class CellConfig(StrictModel):
             identity["plugins"] = plugins
         payload = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _resolved_detection(cell: CellConfig, task: str) -> DetectionConfig | None:
+    """The detection settings of a detection cell (defaults when null); an error where the backbone, the
+    training settings or the init do not fit the dataset's task."""
+    backbone_task = BACKBONES.info(cell.backbone).task
+    if backbone_task != task:
+        fitting = [e.name for e in BACKBONES if e.info.task == task]
+        raise ValueError(f"dataset '{cell.dataset}' is a {task} dataset but backbone '{cell.backbone}' is a "
+                         f"{backbone_task} model; use one of: {', '.join(fitting)}")
+    if task != "detection":
+        if cell.detection is not None:
+            raise ValueError(f"detection settings apply to detection datasets only; dataset '{cell.dataset}' is "
+                             "a classification dataset: remove 'detection'")
+        return None
+    training = cell.training
+    unsupported = {"augmentation": (training.augmentation, ("standard", "none")), "head": (training.head, ("full",)),
+                   "semi": (training.semi, ("none",)), "aux": (training.aux, (None, "none")),
+                   "flip": (training.flip, ("auto", "on", "off"))}
+    for key, (value, allowed) in unsupported.items():
+        if value not in allowed:
+            raise ValueError(f"training.{key}: {value} is not available for detection (allowed: "
+                             f"{', '.join(str(a) for a in allowed if a is not None)}; augmentation standard = the SSD "
+                             "recipe)")
+    if cell.init not in ("scratch", "imagenet"):
+        raise ValueError(f"init '{cell.init}' is not available for detection: scratch or imagenet")
+    if cell.view is not None:
+        raise ValueError("view (imbalance, redundancy) is defined by class labels; detection datasets have none")
+    if dataset_info(cell.dataset)["channels"] != 3 and cell.backbone != "small_ssd":  # torchvision's take RGB
+        raise ValueError(f"backbone '{cell.backbone}' needs RGB images; dataset '{cell.dataset}' is grey: use "
+                         "small_ssd")
+    return cell.detection or DetectionConfig()
 
 
 def _checked_strategy_params(strategy: str, params: dict[str, Any] | None) -> dict[str, Any] | None:

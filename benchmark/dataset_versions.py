@@ -8,4 +8,4 @@ other. Bump a loader's version here when its behaviour changes.
 
 from __future__ import annotations
 
-PARAMETRIC_DATASET_VERSIONS: dict[str, int] = {"npz": 1, "image_folder": 1, "hf": 1}
+PARAMETRIC_DATASET_VERSIONS: dict[str, int] = {"npz": 1, "image_folder": 1, "hf": 1, "coco_json": 1}

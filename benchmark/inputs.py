@@ -64,6 +64,9 @@ def dataset_digest(spec: str) -> str | None:
         from benchmark.data import hf
 
         return hf.digest(spec)
+    if parametric.kind == "coco_json":  # the boxes and the file names; images are read by those names
+        assert parametric.annotations is not None
+        return file_digest(parametric.annotations, f"dataset '{spec}'")
     return folder_digest(spec, parametric.path)
 
 

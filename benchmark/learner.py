@@ -97,6 +97,7 @@ class Learner:
     aux: JointModule | None
     data: CellData
     cfg: CellConfig
+    task = "classification"  # benchmark.detection.learner.DetectionLearner: "detection"
 
     def load_weights(self, weights: Weights) -> None:
         """Continue from the previous round's weights (training.start: warm)."""

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmark.store import METRIC_NAMES, headline_metric
 from benchmark.suite import Cell
 
 if TYPE_CHECKING:
@@ -60,8 +61,9 @@ class PlainReporter:
     def cell_finished(self, cell: Cell, rows: list[dict[str, Any]], seconds: float) -> None:
         self.finished += 1
         last = rows[-1]
+        metric, value = headline_metric(last)
         self._print(f"[{self.finished}/{self.total}] done {cell.id} ({cell.label()}): "
-                    f"accuracy {last['accuracy']:.4f} at {last['n_labeled']} labels, {seconds:.1f}s")
+                    f"{METRIC_NAMES[metric]} {value:.4f} at {last['n_labeled']} labels, {seconds:.1f}s")
 
 
 class _RichCellEvents(CellEvents):

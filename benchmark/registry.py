@@ -17,16 +17,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from benchmark.component_info import BackboneInfo, DatasetInfo, EpochFraction, Requirement, StrategyInfo
+from benchmark.component_info import TASKS as TASKS
+from benchmark.component_info import BackboneInfo, DatasetInfo, EpochFraction, Requirement, StrategyInfo, Task
 from benchmark.errors import ConfigError
 
 if TYPE_CHECKING:
     from benchmark.plugins import Origin
 
-__all__ = ["BackboneInfo", "DatasetInfo", "Entry", "EpochFraction", "Registry", "Requirement", "StrategyInfo",
-           "did_you_mean", "shown_facts"]
+__all__ = ["TASKS", "BackboneInfo", "DatasetInfo", "Entry", "EpochFraction", "Registry", "Requirement", "StrategyInfo",
+           "Task", "did_you_mean", "shown_facts"]
 
 T = TypeVar("T")
+
 
 
 def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -43,7 +45,8 @@ def shown_facts(info: StrategyInfo | BackboneInfo | DatasetInfo) -> str:
         return value
 
     return ", ".join(f"{f.name}={shown(value)}" for f in dataclasses.fields(info)
-                     if (value := getattr(info, f.name)) not in (None, (), {}))
+                     if (value := getattr(info, f.name)) not in (None, (), {})
+                     and not (f.name in ("task", "tasks") and value == f.default))  # classification only: unsaid
 
 
 I = TypeVar("I", StrategyInfo, BackboneInfo, DatasetInfo)  # noqa: E741

@@ -77,8 +77,11 @@ def run_cell(cell: Cell, ctx: CellContext, events: CellEvents | None = None) -> 
     events = events or CellEvents()
     cfg = cell.config
     execution = Execution.for_device(ctx.device, ctx.precision, ctx.compile)
+    if cfg.task == "detection":  # the same loop with a detector (benchmark/detection/learner.py)
+        from benchmark.detection.learner import DetectionCellData as CellData  # type: ignore[assignment]
+        from benchmark.detection.learner import DetectionLearnerFactory as LearnerFactory  # type: ignore[assignment]
     data = CellData.load(cfg, ctx.data_dir, execution)
-    learners = LearnerFactory.for_cell(cfg, data, cache_dir=ctx.store.root / "_pretrained",
+    learners = LearnerFactory.for_cell(cfg, data, cache_dir=ctx.store.root / "_pretrained",  # type: ignore[arg-type]
                                        weights_dir=ctx.data_dir / "weights")
     ctx.store.adopt_legacy_progress(cell.id)
     progress_path = ctx.store.progress_path(cell.id)
@@ -196,8 +199,11 @@ def _select(strategy: Strategy, learner: Learner, cfg: CellConfig, labeled: np.n
         return pool.unlabeled_outputs()[0].cpu().numpy()
 
     rng = numpy_rng(cfg.seed, round_index, "select")
-    sel_ctx = SelectionContext(unlabeled, labeled, rng, probs, round_index=round_index, pool=pool,
-                               labels=data.pool_labels() if "labels" in needs else None)
+    if learner.task == "detection":  # strategies score images from their boxes (benchmark/detection/scoring.py)
+        sel_ctx = SelectionContext(unlabeled, labeled, rng, round_index=round_index, detections=pool)  # type: ignore[arg-type]
+    else:
+        sel_ctx = SelectionContext(unlabeled, labeled, rng, probs, round_index=round_index, pool=pool,
+                                   labels=data.pool_labels() if "labels" in needs else None)
     chosen = np.asarray(strategy.select(sel_ctx, budget), dtype=np.int64)
     if len(np.unique(chosen)) != len(chosen) or not np.isin(chosen, unlabeled).all():
         name = cfg.strategy if round_index > 0 else cfg.initial_strategy

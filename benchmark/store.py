@@ -44,7 +44,7 @@ import socket
 import stat
 import subprocess
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -65,8 +65,19 @@ RESULT_SUFFIX = ".parquet"
 METADATA_KEY = b"alb"
 # frame.attrs key of a loaded frame: the flattened configuration keys of its cells, from the files' metadata
 CONFIG_COLUMNS_ATTR = "alb_config_columns"
+# the test metric of a cell, one per task: accuracy (classification) or mAP@0.5 (detection, with COCO's ``map``)
+METRIC_COLUMNS = ("accuracy", "map_50")
+METRIC_NAMES = {"accuracy": "accuracy", "map_50": "mAP@0.5"}
+
+
+def headline_metric(row: Mapping[str, Any]) -> tuple[str, float]:
+    """(column, value) of a result row's test metric: accuracy, or mAP@0.5 for detection."""
+    for column in METRIC_COLUMNS:
+        if row.get(column) is not None:
+            return column, float(row[column])
+    raise KeyError(f"a result row has none of the metric columns {', '.join(METRIC_COLUMNS)}")
 # what every cell file alb ever wrote holds and a report needs
-REQUIRED_COLUMNS = (*IDENTITY_COLUMNS, "round", "n_labeled", "accuracy", "selected")
+REQUIRED_COLUMNS = (*IDENTITY_COLUMNS, "round", "n_labeled", "selected")  # and one of METRIC_COLUMNS
 QUARANTINE_DIR = ".quarantine"
 EVENTS_FILE = "events.jsonl"
 CELLS_DIR = "cells"  # RESULTS/cells/: every finished cell of every suite, by id
@@ -151,6 +162,9 @@ def parquet_problem(fh: BinaryIO, expected_id: str) -> str | None:
         with pq.ParquetFile(fh) as parquet:
             schema = parquet.schema_arrow
             missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
+            metric = next((c for c in METRIC_COLUMNS if c in schema.names), None)
+            if metric is None:
+                missing.append(" or ".join(METRIC_COLUMNS))
             if missing:
                 return f"it lacks the column(s) {', '.join(missing)}"
             wrong = column_type_problem(schema)
@@ -168,15 +182,15 @@ def parquet_problem(fh: BinaryIO, expected_id: str) -> str | None:
                 return "its metadata has no budget.rounds"
             if parquet.metadata.num_rows != rounds + 1:
                 return f"it has {parquet.metadata.num_rows} rows, the cell has {rounds + 1} rounds"
-            columns = parquet.read(columns=["round", "accuracy"])
+            columns = parquet.read(columns=["round", metric])
     except (PermissionError, FileNotFoundError):
         raise
     except (pa.ArrowException, OSError, ValueError, AttributeError, TypeError, RecursionError) as exc:
         return f"it cannot be read ({type(exc).__name__}: {exc})"
     if columns.column("round").to_pylist() != list(range(rounds + 1)):
         return f"its rounds are not 0..{rounds}"
-    if columns.column("accuracy").null_count:
-        return "a round has no accuracy"
+    if columns.column(metric).null_count:
+        return f"a round has no {metric}"
     return None
 
 
@@ -209,6 +223,7 @@ def _is_integer_list(t: Any) -> bool:
 # the type each result column must have (a report aggregates them); optional ones may also be all null
 _REQUIRED_TYPES = {"suite": ("text", _is_text), "cell_id": ("text", _is_text), "round": ("integers", _is_integers),
                    "n_labeled": ("integers", _is_integers), "accuracy": ("numbers", _is_number),
+                   "map_50": ("numbers", _is_number), "map": ("numbers", _is_number),
                    "selected": ("lists of integers", _is_integer_list)}
 _OPTIONAL_TYPES = {"n_pseudo_labeled": ("integers", _is_integers), "macro_f1": ("numbers", _is_number),
                    "train_loss": ("numbers", _is_number), "train_seconds": ("numbers", _is_number),

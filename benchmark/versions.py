@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 # 2: split_batches merged a trailing singleton into the wrong slot (a sample trained twice per epoch, a batch lost)
 TRAINER_VERSION = 2
 TRAINER_ROOTS = ("benchmark.learner", "benchmark.runner", "benchmark.cell_state", "benchmark.strategies.pool_model")
+# the detection side of the loop (benchmark/detection: detector training, mAP, box probabilities); its own
+# component, so that detection changes never change classification cell ids (the trainer's closure stops there)
+DETECTION_TRAINER_VERSION = 1
+DETECTION_PACKAGE = "benchmark.detection"
 # starting weights other than scratch (config.INIT_CHOICES; checkpoint:PATH is "checkpoint"); the one version of
 # each method, also the key of its pre-training cache (benchmark/pretrain/cache.py)
 # deepcluster 2: one shared k-means (benchmark/ops/kmeans.py, greedy k-means++ seeding) changed its pseudo-labels
@@ -102,6 +106,8 @@ def component_versions(config: CellConfig | dict[str, Any]) -> dict[str, int]:
     if "dataset" in c:
         versions["dataset"] = dataset_version(c["dataset"])
     versions["trainer"] = TRAINER_VERSION
+    if c.get("detection") is not None:  # a detection cell (benchmark.config.CellConfig.task)
+        versions["detection_trainer"] = DETECTION_TRAINER_VERSION
     init = c.get("init", "scratch")
     if init != "scratch":
         versions["pretraining"] = INIT_VERSIONS[init_method(init)]
@@ -189,9 +195,10 @@ def module_imports(module: str) -> frozenset[str]:
     return frozenset(m for m in found if _module_path(m) is not None)
 
 
-def import_closure(roots: Sequence[str]) -> tuple[str, ...]:
+def import_closure(roots: Sequence[str], stop: Sequence[str] = ()) -> tuple[str, ...]:
     """The source files (relative to the repository root) of ``roots`` and every module of ``benchmark`` they
-    import, directly or not, stopping at the modules that cannot change a number (NOT_COMPUTING)."""
+    import, directly or not, stopping at the modules that cannot change a number (NOT_COMPUTING) and at the
+    packages in ``stop`` (components of their own)."""
     seen: set[str] = set()
     stack = [m for m in roots if _module_path(m) is not None]
     while stack:
@@ -199,7 +206,8 @@ def import_closure(roots: Sequence[str]) -> tuple[str, ...]:
         if module in seen:
             continue
         seen.add(module)
-        stack.extend(m for m in module_imports(module) if m not in seen and not _excluded(m))
+        stack.extend(m for m in module_imports(module) if m not in seen and not _excluded(m)
+                     and not any(m == p or m.startswith(p + ".") for p in stop))
     return tuple(sorted({str(_module_path(m).relative_to(ROOT)) for m in seen}))  # type: ignore[union-attr]
 
 
@@ -217,11 +225,15 @@ def component_sources() -> dict[str, tuple[int, tuple[str, ...]]]:
                 continue
             components[f"{kind}:{entry.name}"] = (entry.info.version, import_closure([entry.module]))
     for kind, version in PARAMETRIC_DATASET_VERSIONS.items():
-        roots = ["benchmark.data.hf"] if kind == "hf" else ["benchmark.data.image_sets"]
-        components[f"dataset:{kind}"] = (version, import_closure(roots))
+        roots = {"hf": "benchmark.data.hf", "coco_json": "benchmark.detection.coco_json"}.get(
+            kind, "benchmark.data.image_sets")
+        components[f"dataset:{kind}"] = (version, import_closure([roots]))
     trainer_roots = [*TRAINER_ROOTS, *(f"benchmark.training.{p.stem}"
                                        for p in sorted((ROOT / "benchmark" / "training").glob("*.py")))]
-    components["trainer"] = (TRAINER_VERSION, import_closure(trainer_roots))
+    components["trainer"] = (TRAINER_VERSION, import_closure(trainer_roots, stop=(DETECTION_PACKAGE,)))
+    detection_roots = [f"{DETECTION_PACKAGE}.{p.stem}" for p in sorted((ROOT / "benchmark" / "detection").glob("*.py"))
+                       if p.stem not in ("__init__", "voc", "coco_json", "digits_boxes", "models")]
+    components["detection_trainer"] = (DETECTION_TRAINER_VERSION, import_closure(detection_roots))
     for method, version in INIT_VERSIONS.items():
         components[f"pretraining:{method}"] = (version, import_closure(INIT_ROOTS[method]))
     return components

@@ -20,7 +20,8 @@ def test_list_shows_every_registry(capsys: pytest.CaptureFixture[str]) -> None:
     for what, expected in (("strategies", STRATEGIES.names()),
                            ("backbones", BACKBONES.names()),
                            ("datasets", ["digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn",
-                                         "tiny_imagenet", "caltech101", "stl10"])):
+                                         "tiny_imagenet", "caltech101", "stl10", "digits_detection", "voc2007",
+                                         "voc2012"])):
         assert cli.main(["list", what]) == 0
         assert capsys.readouterr().out.split() == sorted(expected)
     assert cli.main(["list", "strategies", "--details"]) == 0

@@ -32,8 +32,8 @@ PAPER_SUITES = ["cifar10", "seed000_cifar10_confidence", "seed000_hybrid", "seed
                 "seed002_cifar10_high_budget", "warm_vs_cold", "augmentation"]
 # names a paper uses that alb neither implements nor plans (see benchmark/published/__init__.py)
 EXTRA_NAMES = {
-    "dataset": {"pascal_voc", "cdd"},
-    "backbone": {"ssd_vgg16"},
+    "dataset": {"cdd"},
+    "backbone": set(),
     "strategy": {"full"},
 }
 

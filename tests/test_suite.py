@@ -155,7 +155,7 @@ def test_unknown_top_level_key_in_defaults(tmp_path: Path) -> None:
     assert "defaults: unknown key 'sed'" in msg
     assert ("Allowed: dataset, backbone, strategy, initial_strategy, candidate, strategy_params, pool_subset, seed, "
             "budget, training, init, "
-            "pretraining, view.") in msg
+            "pretraining, view, detection.") in msg
     assert "Did you mean 'seed'?" in msg
 
 
@@ -267,7 +267,8 @@ def test_unknown_dataset(tmp_path: Path) -> None:
     msg = error_of(path)
     assert f"{path}:{line_no(path, 'dataset:')}:" in msg
     assert "unknown dataset 'digit'" in msg
-    assert "Allowed: caltech101, cifar10, cifar100, digits, fashion_mnist, mnist, stl10, svhn, tiny_imagenet." in msg
+    assert ("Allowed: caltech101, cifar10, cifar100, digits, digits_detection, fashion_mnist, mnist, stl10, svhn, "
+            "tiny_imagenet, voc2007, voc2012.") in msg
     assert "Did you mean 'digits'?" in msg
 
 

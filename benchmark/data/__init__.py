@@ -101,6 +101,31 @@ DATASETS.register(
                 crop_padding=12, hflip=True, balanced=True),
 )
 
+# Detection (task: detection; num_classes counts object classes, without the background; image_size is the square
+# size images are stored at, boxes scaled with them; crop_padding is unused: detection augments with the SSD recipe)
+_DET = "benchmark.detection"
+DATASETS.register(
+    "digits_detection", f"{_DET}.digits_boxes:load_digits_detection",
+    "embedded detection set: 1-4 real scikit-learn digits (x2 or x3) per 64x64 canvas, some overlapping, "
+    "with their ink boxes and classes (600 pool / 200 test canvases); offline",
+    DatasetInfo(n_train=600, n_test=200, num_classes=10, channels=1, image_size=64, crop_padding=0,
+                hflip=False, balanced=False, task="detection"),
+)
+DATASETS.register(
+    "voc2007", f"{_DET}.voc:load_voc2007",
+    "Pascal VOC 2007 detection, 20 classes: trainval (5,011) as the pool, test (4,952) as test; images "
+    "resized to 300x300 (torchvision VOCDetection download)",
+    DatasetInfo(n_train=5011, n_test=4952, num_classes=20, channels=3, image_size=300, crop_padding=0,
+                hflip=True, balanced=False, task="detection"),
+)
+DATASETS.register(
+    "voc2012", f"{_DET}.voc:load_voc2012",
+    "Pascal VOC 2012 detection, 20 classes: train (5,717) as the pool, val (5,823) as test (the test "
+    "annotations are not public); images resized to 300x300 (torchvision VOCDetection download)",
+    DatasetInfo(n_train=5717, n_test=5823, num_classes=20, channels=3, image_size=300, crop_padding=0,
+                hflip=True, balanced=False, task="detection"),
+)
+
 # Train images per class of the registered datasets that are not balanced.
 CLASS_COUNTS: dict[str, list[int]] = {
     # benchmark.data.digits' fixed stratified split
@@ -123,9 +148,9 @@ NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 MAX_CLASSES = 100_000
 IMAGE_FOLDER_DEFAULT_SIZE = 32
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
-PARAMETRIC_KINDS = ("npz", "image_folder", "hf")
+PARAMETRIC_KINDS = ("npz", "image_folder", "hf", "coco_json")
 _SPEC_FORMS = ("'npz:PATH' or 'image_folder:PATH' / 'image_folder:PATH:SIZE' or 'hf:NAME[:CONFIG]' (a Hugging Face "
-               "dataset, see benchmark.data.hf)")
+               "dataset, see benchmark.data.hf) (classification), 'coco_json:IMAGES_DIR:ANNOTATIONS.json' (detection)")
 _NPZ_LAYOUT = ("an .npz file with arrays x_train, y_train, x_test, y_test (x: uint8 NHWC, NCHW or NHW, "
                "square images; y: integer labels 0..C-1)")
 _FOLDER_LAYOUT = "PATH/train/<class>/<image files> and PATH/test/<class>/<image files>"
@@ -139,6 +164,7 @@ class ParametricSpec:
     kind: str
     path: Path
     size: int | None = None
+    annotations: Path | None = None  # coco_json: the COCO-format annotations file (path: the images folder)
 
 
 def parse_spec(spec: str) -> ParametricSpec | None:
@@ -155,6 +181,12 @@ def parse_spec(spec: str) -> ParametricSpec | None:
         return ParametricSpec(spec, kind, Path(rest).expanduser())
     if kind == "hf":  # the name may be a Hub id: benchmark.data.hf parses the rest
         return ParametricSpec(spec, kind, Path(rest))
+    if kind == "coco_json":
+        images, _, annotations = rest.rpartition(":")
+        if not images.strip() or not annotations.strip():
+            raise ConfigError(f"dataset '{spec}' needs an images folder and an annotations file: write "
+                              "'coco_json:IMAGES_DIR:ANNOTATIONS.json'")
+        return ParametricSpec(spec, kind, Path(images).expanduser(), annotations=Path(annotations).expanduser())
     path, _, last = rest.rpartition(":")
     size = IMAGE_FOLDER_DEFAULT_SIZE
     if path and last.strip().lstrip("+-").isdigit():
@@ -171,6 +203,11 @@ def parse_spec(spec: str) -> ParametricSpec | None:
 def unknown_dataset_message(spec: str) -> str:
     """The registry's unknown-name message plus the parametric forms."""
     return f"{DATASETS.unknown_message(spec)} A dataset given by path is written {_SPEC_FORMS}."
+
+
+def dataset_task(spec: str) -> str:
+    """'classification' or 'detection': what the cells of this dataset train and measure (static facts only)."""
+    return str(dataset_info(spec).get("task", "classification"))
 
 
 def is_known_dataset(spec: str) -> bool:
@@ -206,6 +243,11 @@ def dataset_info(spec: str) -> dict[str, Any]:
         from benchmark.data import hf
 
         return hf.info(spec)
+    if parametric.kind == "coco_json":
+        from benchmark.detection.coco_json import coco_json_info  # torch-free: json only
+
+        assert parametric.annotations is not None
+        return coco_json_info(spec, parametric.path.resolve(), parametric.annotations.resolve())
     path = parametric.path.resolve()
     layout = _NPZ_LAYOUT if parametric.kind == "npz" else _FOLDER_LAYOUT
     if not path.exists():
@@ -225,7 +267,7 @@ def _parametric_info(n_train: int, n_test: int, class_counts: list[int], channel
     return {
         "n_train": n_train, "n_test": n_test, "num_classes": len(class_counts), "channels": channels,
         "image_size": size, "crop_padding": max(1, size // 8), "hflip": True,
-        "balanced": len(set(class_counts)) == 1, "class_counts": tuple(class_counts),
+        "balanced": len(set(class_counts)) == 1, "class_counts": tuple(class_counts), "task": "classification",
     }
 
 

@@ -25,9 +25,16 @@ def resolve_data_dir(data_dir: str | Path | None) -> Path:
 
 @functools.lru_cache(maxsize=4)
 def load_dataset(spec: str, data_dir: Path) -> ImageDataset:
-    """A registered dataset from data_dir, or an 'npz:PATH' / 'image_folder:PATH[:SIZE]' spec
-    (its PATH is used as written; data_dir plays no part)."""
-    if parse_spec(spec) is not None:
+    """A registered dataset from data_dir, or an 'npz:PATH' / 'image_folder:PATH[:SIZE]' / 'coco_json:DIR:FILE'
+    spec (its paths are used as written; data_dir plays no part). Detection datasets load as a
+    benchmark.detection.dataset.DetectionDataset."""
+    parametric = parse_spec(spec)
+    if parametric is not None and parametric.kind == "coco_json":
+        from benchmark.detection.coco_json import load_coco_json
+
+        assert parametric.annotations is not None
+        return load_coco_json(spec, parametric.path.resolve(), parametric.annotations)  # type: ignore[return-value]
+    if parametric is not None:
         from benchmark.data.image_sets import load_parametric
 
         return load_parametric(spec)
@@ -35,8 +42,9 @@ def load_dataset(spec: str, data_dir: Path) -> ImageDataset:
         raise ConfigError(unknown_dataset_message(spec))
     dataset: ImageDataset = DATASETS.get(spec)(data_dir)
     from benchmark.data.base import ImageDataset as Loaded
+    from benchmark.detection.dataset import DetectionDataset
 
-    if not isinstance(dataset, Loaded):  # a plugin's loader (benchmark.plugins)
+    if not isinstance(dataset, Loaded | DetectionDataset):  # a plugin's loader (benchmark.plugins)
         raise ConfigError(f"dataset '{spec}' returned a {type(dataset).__name__}, not a "
                           "benchmark.data.base.ImageDataset")
     info = DATASETS.info(spec)

@@ -30,7 +30,7 @@ from benchmark.assumptions import write_suite_record
 from benchmark.config import CellConfig
 from benchmark.errors import AlbError, ConfigError
 from benchmark.runner import SuiteOutcome, run_suite
-from benchmark.store import SuiteStore
+from benchmark.store import SuiteStore, headline_metric
 from benchmark.suite import Cell, Suite, load_suite
 
 DRIVERS_DIR = ".drivers"  # RESULTS/<suite>/.drivers/<token>: one file per driver that hands cells to tasks
@@ -102,7 +102,8 @@ class CellReport:
 
     cell_id: str
     status: str  # done | cached | failed | busy
-    accuracy: float | None = None
+    accuracy: float | None = None  # the cell's final test metric: accuracy, or map_50 for detection (metric)
+    metric: str = "accuracy"
     n_labeled: int | None = None
     seconds: float = 0.0
     error: str = ""
@@ -219,7 +220,8 @@ class _TaskReporter:
     def cell_finished(self, cell: Cell, rows: list[dict[str, Any]], seconds: float) -> None:
         last = rows[-1]
         self.report.status, self.report.seconds = "done", seconds
-        self.report.accuracy, self.report.n_labeled = float(last["accuracy"]), int(last["n_labeled"])
+        self.report.metric, self.report.accuracy = headline_metric(last)
+        self.report.n_labeled = int(last["n_labeled"])
 
 
 def run_cell_task(settings: RunSettings, task: CellTask | str, executor: str,
@@ -275,7 +277,7 @@ class DriverProgress:
         cell = self.cells[report.cell_id]
         if report.status == "done":
             self.outcome.done += 1
-            self.reporter.cell_finished(cell, [{"accuracy": report.accuracy, "n_labeled": report.n_labeled}],
+            self.reporter.cell_finished(cell, [{report.metric: report.accuracy, "n_labeled": report.n_labeled}],
                                         report.seconds)
         elif report.status == "failed":
             self.failed(report.cell_id, report.error)

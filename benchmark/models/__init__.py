@@ -66,3 +66,22 @@ BACKBONES.register(
     "ResNet-18 for 32x32 inputs: 3x3 stem, no max-pool (as in the papers' code)",
     BackboneInfo(8, imagenet=True),
 )
+
+# Detectors (task: detection, benchmark/detection/models.py): cells of detection datasets name them as `backbone`.
+_DM = "benchmark.detection.models"
+BACKBONES.register(
+    "small_ssd", f"{_DM}:small_ssd",
+    "small SSD (4 conv stages, feature maps at strides 8-64, ~0.3 M parameters) for the embedded detection set",
+    BackboneInfo(32, task="detection"),
+)
+BACKBONES.register(
+    "ssd300_vgg16", f"{_DM}:ssd300_vgg16",
+    "torchvision's SSD300 with a VGG-16 backbone (Liu et al. 2016; seed 000's detector); init: imagenet loads "
+    "the VGG-16 features torchvision's SSD starts from",
+    BackboneInfo(32, imagenet=True, task="detection"),
+)
+BACKBONES.register(
+    "ssdlite320_mobilenet_v3_large", f"{_DM}:ssdlite320_mobilenet_v3_large",
+    "torchvision's SSDlite320 with a MobileNetV3-Large backbone (from scratch)",
+    BackboneInfo(32, task="detection"),
+)

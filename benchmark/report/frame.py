@@ -21,6 +21,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from benchmark import columns
@@ -49,6 +50,26 @@ def config_keys_of(frame: pd.DataFrame) -> frozenset[str]:
     """The configuration keys of the frame's cells: those of the configuration schema, and those the cell
     files' metadata lists (benchmark.store.load_results; a setting alb no longer has stays configuration)."""
     return _schema_config_keys() | frozenset(frame.attrs.get(CONFIG_COLUMNS_ATTR, ()))
+
+
+def with_metric(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every row's test metric in ``accuracy``, which curves, tables, boards and AUBC read:
+    a detection cell's mAP@0.5 (its ``map_50``) there, and ``metric`` naming it (accuracy / mAP@0.5). Detection
+    and classification cells never share a protocol (their datasets differ), so no curve mixes the two."""
+    frame = frame.copy()
+    if "accuracy" not in frame.columns:
+        frame["accuracy"] = np.nan
+    frame["metric"] = "accuracy"
+    if "map_50" in frame.columns:
+        detection = frame["map_50"].notna() & frame["accuracy"].isna()
+        frame.loc[detection, "accuracy"] = frame.loc[detection, "map_50"]
+        frame.loc[detection, "metric"] = "mAP@0.5"
+    return frame
+
+
+def metric_name(rows: pd.DataFrame) -> str:
+    """What the ``accuracy`` column of these report rows (one protocol) holds: accuracy or mAP@0.5."""
+    return str(rows["metric"].iloc[0]) if "metric" in rows.columns and len(rows) else "accuracy"
 
 
 def protocol_columns(frame: pd.DataFrame) -> list[str]:
@@ -178,8 +199,9 @@ def _versioned_labels(frame: pd.DataFrame, labels: list[str]) -> list[str]:
 
 
 def with_labels(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add 'strategy_label' and 'protocol' (a Protocol) columns; absent component versions are "unknown"."""
-    frame = _with_versions(frame.copy())
+    """Add 'strategy_label' and 'protocol' (a Protocol) columns, and the test metric (:func:`with_metric`);
+    absent component versions are "unknown"."""
+    frame = _with_versions(with_metric(frame))
     missing = [None] * len(frame)
     initial = frame.get("initial_strategy", missing)
     subset = frame.get("pool_subset", missing)

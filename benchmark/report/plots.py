@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.report.frame import Protocol
+from benchmark.report.frame import Protocol, metric_name
 from benchmark.report.metrics import efficiency_targets, label_efficiency
 from benchmark.report.tables import mean_curve, protocol_titles
 
@@ -77,7 +77,7 @@ def learning_curves(frame: pd.DataFrame, out_dir: Path) -> list[Figure]:
             x, m, s = stats.index.to_numpy(), 100 * stats["mean"].to_numpy(), 100 * stats["std"].to_numpy()
             ax.plot(x, m, marker="o", markersize=3, label=str(label))
             ax.fill_between(x, m - s, m + s, alpha=0.2)
-        ax.set(xlabel="labeled samples", ylabel="test accuracy (%)", title=title)
+        ax.set(xlabel="labeled samples", ylabel=f"test {metric_name(rows)} (%)", title=title)
         ax.legend(fontsize=7)
         figures.append(_save(fig, out_dir, f"curves-{_safe(protocol.slug)}", title))
     return figures

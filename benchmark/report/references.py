@@ -93,6 +93,10 @@ class Comparison:
         return self.ours_mean - self.reference.mean
 
 
+# the result column a published metric is compared with: VOC's mAP is AP at IoU 0.5 (benchmark.detection.metrics)
+METRIC_COLUMN = {"accuracy": "accuracy", "map": "map_50"}
+
+
 def from_published(numbers: list[Any]) -> list[Reference]:
     refs = [Reference(n.id, n.dataset, n.backbone, n.strategy, dict(n.setting), n.n_labeled, n.metric,
                       n.as_fraction(), n.std_fraction(), n.runs, f"{n.table_id} ({n.printed})")
@@ -150,8 +154,9 @@ def compare(reference: Reference, frame: pd.DataFrame, abs_tol: float, k: float)
     if reference.metric == "accuracy_range" or reference.mean is None:
         return verdict("not comparable", "a start-mid-end accuracy range that other papers reported, under "
                                          "protocols the source does not give: not a point accuracy")
-    if reference.metric != "accuracy":
+    if reference.metric not in METRIC_COLUMN:
         return verdict("not comparable", f"alb does not measure '{reference.metric}'")
+    column = METRIC_COLUMN[reference.metric]
     for kind, registry, name in (("dataset", DATASETS, reference.dataset),
                                  ("backbone", BACKBONES, reference.backbone),
                                  ("strategy", STRATEGIES, reference.strategy)):
@@ -202,7 +207,11 @@ def compare(reference: Reference, frame: pd.DataFrame, abs_tol: float, k: float)
             comparisons.append(Comparison(reference, "not comparable", f"no round at {reference.n_labeled} "
                                           f"labels (ours: {counts})", protocol=protocol))
             continue
-        per_seed = at.groupby("seed")["accuracy"].mean()
+        if column not in at.columns or at[column].isna().all():
+            comparisons.append(Comparison(reference, "not comparable", f"our results have no {column} (the "
+                                          f"reference's {reference.metric})", protocol=protocol))
+            continue
+        per_seed = at.groupby("seed")[column].mean()
         mean = float(per_seed.mean())
         std = float(per_seed.std(ddof=1)) if len(per_seed) > 1 else None
         test = welch_vs_reference(per_seed.to_list(), reference.mean, reference.std, reference.runs,

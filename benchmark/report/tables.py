@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from benchmark.report.frame import Protocol, differing_keys, strategy_label, strategy_params_of
+from benchmark.report.frame import Protocol, differing_keys, metric_name, strategy_label, strategy_params_of
 from benchmark.report.metrics import aubc, labels_to_reach
 from benchmark.report.references import Comparison
 from benchmark.report.stats import ALPHA, ROUND_OFF, BoardMarks, Interval, Test, board_marks
@@ -92,6 +92,8 @@ def results_tables(frame: pd.DataFrame, comparisons: list[Comparison],
         wanted = {n for (p, _, n) in refs if p == protocol}
         columns = label_columns([int(n) for n in rows["n_labeled"].unique()], wanted, at_labels)
         headers = ["strategy", *[f"{n} labels" for n in columns], "AUBC", "seeds"]
+        if metric_name(rows) != "accuracy":  # detection: say what the numbers are
+            headers[0] = f"strategy ({metric_name(rows)}, %)"
         body, notes = [], []
         for label, srows in rows.groupby("strategy_label", sort=True):
             stats = srows.groupby(["n_labeled", "seed"])["accuracy"].mean().groupby("n_labeled")
@@ -163,9 +165,13 @@ LEGEND = ("AUBC 95% CI: Student-t interval of the mean over seeds. vs best: pair
           "separated (a marker only: the rank is by mean AUBC). vs random: the same test against random "
           "sampling; better / worse / n.s. (not significant). Both p-value families are Holm-corrected across "
           "the board; differences in AUBC points. Not testable: fewer than 2 common seeds (no tie claimed).")
-RANK_NOTE = ("Ranked by AUBC: the mean accuracy over the budget (area under the learning curve divided by its "
-             "label range), mean ± std over seeds, best first; only equal means share a rank. Whether a strategy "
-             "is separated from the best is the 'vs best' column, never the rank.")
+def rank_note(metric: str = "accuracy") -> str:
+    return (f"Ranked by AUBC: the mean {metric} over the budget (area under the learning curve divided by its "
+            "label range), mean ± std over seeds, best first; only equal means share a rank. Whether a strategy "
+            "is separated from the best is the 'vs best' column, never the rank.")
+
+
+RANK_NOTE = rank_note()
 
 
 @dataclass(frozen=True)
@@ -220,17 +226,19 @@ def leaderboard_tables(frame: pd.DataFrame) -> list[Table]:
     against the best and against random (stats.board_marks)."""
     tables = []
     for protocol, (title, keys) in protocol_titles(frame).items():
-        board, target = board_rows(frame[frame["protocol"] == protocol])
+        rows = frame[frame["protocol"] == protocol]
+        board, target = board_rows(rows)
         has_random = any(r.label == "random" for r in board)
         body = [[r.rank, r.label, _seed_pm(r.aubc), _ci(r.marks.interval), _vs_best(r.marks),
                  _vs_random(r.marks, has_random), _seed_pm(r.final),
                  "–" if np.isnan(r.efficiency) else f"{r.efficiency:.2f}x",
                  f"{r.train_seconds:.2f}", f"{r.query_seconds:.3f}", str(len(r.aubc))] for r in board]
-        efficiency_header = ("label efficiency at random's final accuracy"
+        metric = metric_name(rows)
+        efficiency_header = (f"label efficiency at random's final {metric}"
                              + (f" ({100 * target:.2f}%)" if target is not None else " (no random baseline)"))
-        headers = ["rank", "strategy", "AUBC (%)", "AUBC 95% CI", "vs best", "vs random", "final accuracy (%)",
+        headers = ["rank", "strategy", "AUBC (%)", "AUBC 95% CI", "vs best", "vs random", f"final {metric} (%)",
                    efficiency_header, "train s / round", "query s / round", "seeds"]
-        notes = [RANK_NOTE, LEGEND, f"Component versions: {protocol.versions()}; cells of other versions "
+        notes = [rank_note(metric), LEGEND, f"Component versions: {protocol.versions()}; cells of other versions "
                  "are never ranked together."]
         if keys:
             notes.insert(0, f"⚠ protocol differs from other {_pair(protocol)} boards in: {', '.join(keys)}; "

@@ -21,6 +21,11 @@ def _plain(*needs: str, **facts: Any) -> StrategyInfo:
     return StrategyInfo("plain", tuple(needs), **facts)
 
 
+# strategies that score an image from per-sample class probabilities also select detection images: each box is
+# scored, and the detection settings say how box scores become an image score (benchmark/detection/scoring.py)
+_BOTH: dict[str, Any] = {"tasks": ("classification", "detection")}
+
+
 def _aux(module: str) -> Requirement:
     return Requirement("training.aux", module, f"selects with the {module} module")
 
@@ -32,18 +37,18 @@ _LOSS_PREDICTION = {"requires": (_aux("loss_prediction"),),
 _U = "benchmark.strategies.uncertainty"
 
 STRATEGIES.register("random", "benchmark.strategies.random:RandomSampling",
-                    "uniformly random unlabeled samples", _plain())
+                    "uniformly random unlabeled samples", _plain(**_BOTH))
 STRATEGIES.register("entropy", f"{_U}:EntropySampling",
                     "highest predictive entropy -sum p log p (Shannon 1948; Settles 2009)",
-                    _plain("probs"))
+                    _plain("probs", **_BOTH))
 STRATEGIES.register("least_confidence", f"{_U}:LeastConfidence",
-                    "LC: highest 1 - max_k p_k (seed 000, phi_LC)", _plain("probs"))
+                    "LC: highest 1 - max_k p_k (seed 000, phi_LC)", _plain("probs", **_BOTH))
 STRATEGIES.register("high_confidence", f"{_U}:HighConfidence",
                     "HC: highest max_k p_k, the easiest samples first (seed 000, phi_HC)",
-                    _plain("probs"))
+                    _plain("probs", **_BOTH))
 STRATEGIES.register("margin", f"{_U}:MarginSampling",
                     "smallest gap between the two most probable classes (Scheffer et al. 2001)",
-                    _plain("probs"))
+                    _plain("probs", **_BOTH))
 # seed 000 l.106 expands HLH only as "Hybrid Least Confidence + High Confidence"; alb's reading (declared in
 # suites/seed000_hybrid.yaml): every batch, the initial one too, is half LC and half HC
 STRATEGIES.register("hlh", f"{_U}:HybridLCHC",
@@ -59,7 +64,8 @@ SCHEDULES = {
 }
 for _name, (_initial, _rounds, _what) in SCHEDULES.items():
     STRATEGIES.register(_name, f"benchmark.strategies.schedules:{_name.upper()}",
-                        f"schedule (seed 000): {_what}", StrategyInfo("schedule", initial=_initial, rounds=_rounds))
+                        f"schedule (seed 000): {_what}", StrategyInfo("schedule", initial=_initial, rounds=_rounds,
+                                                                   **_BOTH))
 
 
 _B = "benchmark.strategies.bayesian"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from benchmark.detection.pool import DetectionPool
     from benchmark.strategies.pool_model import PoolModel
 
 
@@ -23,6 +24,8 @@ class SelectionContext:
     more (embeddings, the labeled set's features, MC-dropout passes, the network) the same
     cached forward passes, as torch tensors on the training device. ``labels`` are the pool's
     true labels by pool index, for the one strategy that may read them (``balanced``, initial set only).
+    ``detections``: on a detection dataset, the class probabilities of every unlabeled image's boxes and how
+    their scores become an image's (:meth:`sample_scores`); None for classification.
     """
 
     unlabeled: np.ndarray
@@ -32,6 +35,7 @@ class SelectionContext:
     round_index: int = 0
     pool: PoolModel | None = None
     labels: np.ndarray | None = None
+    detections: DetectionPool | None = None
     _probs: np.ndarray | None = field(default=None, repr=False)
 
     def torch_generator(self, device: Any) -> Any:
@@ -44,6 +48,13 @@ class SelectionContext:
         if self.pool is None:
             raise RuntimeError("this strategy needs the network (embeddings / MC dropout); no model given")
         return self.pool
+
+    def sample_scores(self, score_fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """One score per unlabeled sample from ``score_fn`` on class probabilities: per row of ``probs()``, or on
+        a detection dataset per image, aggregated over its boxes."""
+        if self.detections is not None:
+            return self.detections.image_scores(score_fn)
+        return score_fn(self.probs())
 
     def probs(self) -> np.ndarray:
         if self._probs is None:

@@ -56,7 +56,7 @@ class _ScoreStrategy(Strategy):
         raise NotImplementedError
 
     def select(self, ctx: SelectionContext, budget: int) -> np.ndarray:
-        return select_by_scores(ctx.unlabeled, self.scores(ctx.probs()), budget)
+        return select_by_scores(ctx.unlabeled, ctx.sample_scores(self.scores), budget)
 
 
 class EntropySampling(_ScoreStrategy):
