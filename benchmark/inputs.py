@@ -12,11 +12,13 @@ process and in ``$ALB_CACHE_DIR`` (default ``$XDG_CACHE_HOME/alb``, else ``~/.ca
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmark.columns import INPUT_PREFIX as INPUT_PREFIX  # result columns: input.dataset, input.init
 from benchmark.digests import cached, file_digest, file_sha256, stat_regular, stat_signature
+from benchmark.errors import ConfigError
 
 if TYPE_CHECKING:
     from benchmark.config import CellConfig
@@ -64,10 +66,31 @@ def dataset_digest(spec: str) -> str | None:
         from benchmark.data import hf
 
         return hf.digest(spec)
-    if parametric.kind == "coco_json":  # the boxes and the file names; images are read by those names
+    if parametric.kind == "coco_json":
         assert parametric.annotations is not None
-        return file_digest(parametric.annotations, f"dataset '{spec}'")
+        return coco_json_digest(spec, parametric.path, parametric.annotations)
     return folder_digest(spec, parametric.path)
+
+
+def coco_json_digest(spec: str, images: Path, annotations: Path) -> str:
+    """sha256 over a COCO-format set: its annotations file (boxes, classes, file names) and every image it lists
+    (an image rewritten under the same name is new data too). Per process like an image folder."""
+    what = f"dataset '{spec}'"
+    images, annotations = images.expanduser().resolve(), annotations.expanduser().resolve()
+    key = (spec, f"{images}\0{annotations}")
+    if key in _folders:
+        return _folders[key]
+    digest = hashlib.sha256(file_digest(annotations, what).encode())
+    try:
+        listed = json.loads(annotations.read_text())["images"]
+        names = sorted({str(image["file_name"]) for image in listed})
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{what}: {annotations} is not a COCO annotations file with 'images' "
+                          f"({type(exc).__name__}: {exc})") from None
+    for name in names:
+        digest.update(f"{name}\0{file_digest(images / name, what)}\n".encode())
+    _folders[key] = digest.hexdigest()
+    return _folders[key]
 
 
 def checkpoint_path(init: str) -> Path | None:

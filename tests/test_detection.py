@@ -140,6 +140,13 @@ def test_coco_json_dataset_reads_facts_and_images(tmp_path: Path) -> None:
     assert data.class_names == ("dog", "cat") and tuple(data.train_x.shape[1:]) == (3, 300, 300)
     # [4, 2, 10, 5] on a 40x20 image, scaled to 300x300; category 7 is the second by id
     assert data.train_boxes[0].tolist() == [[30.0, 30.0, 105.0, 105.0]] and data.train_labels[0].tolist() == [2]
+    # the content of the annotations and of every listed image is the dataset's identity (issue 20.2)
+    from benchmark import inputs
+
+    before = inputs.dataset_digest(spec)
+    Image.new("RGB", (40, 20), (0, 200, 0)).save(tmp_path / "3.png")  # same name, new pixels
+    inputs._folders.clear()  # a new process
+    assert inputs.dataset_digest(spec) != before
     (tmp_path / "bad.json").write_text(json.dumps({"images": []}))
     with pytest.raises(ConfigError, match="COCO-format"):
         dataset_info(f"coco_json:{tmp_path}:{tmp_path / 'bad.json'}")
