@@ -13,8 +13,9 @@ from benchmark.models.base import Backbone, build_backbone
 INPUTS = {"small_cnn": (1, 8), "tiny_cnn": (1, 8), "lenet": (1, 28)}  # every other backbone: 3 x 32 x 32
 
 
-@pytest.mark.parametrize("name", BACKBONES.names())
+@pytest.mark.parametrize("name", [e.name for e in BACKBONES if e.info.task == "classification"])
 def test_backbone_forward_backward_and_embedding(name: str) -> None:
+    """Every classification backbone (detectors: tests/test_detection.py)."""
     channels, size = INPUTS.get(name, (3, 32))
     torch.manual_seed(0)
     model = build_backbone(name, num_classes=7, in_channels=channels)

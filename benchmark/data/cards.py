@@ -132,6 +132,11 @@ WEIGHTS: dict[str, RemoteFile] = {
     "resnet34_cifar": RemoteFile("weights/resnet34_cifar-imagenet.pth",
                                  "https://download.pytorch.org/models/resnet34-b627a593.pth", "sha256:b627a593",
                                  "torchvision ResNet34_Weights.IMAGENET1K_V1 url (sha256 prefix in the name)"),
+    # the detector's VGG-16 backbone (benchmark.detection.models.ssd300_vgg16 reads this file name)
+    "ssd300_vgg16": RemoteFile("weights/ssd300_vgg16-imagenet.pth",
+                               "https://download.pytorch.org/models/vgg16_features-amdegroot-88682ab5.pth",
+                               "sha256:88682ab5",
+                               "torchvision VGG16_Weights.IMAGENET1K_FEATURES url (sha256 prefix in the name)"),
 }
 # Weights from the Hugging Face Hub (fetched by huggingface_hub, which caches them): repository and files.
 HUB_WEIGHTS: dict[str, tuple[str, tuple[str, ...]]] = {
