@@ -143,8 +143,8 @@ def open_regular(path: Path) -> BinaryIO:
 def cell_file_problem(path: Path, cell_id: str | None = None) -> str | None:
     """Why ``path`` is not a finished cell file (of ``cell_id``, default: its name), or None when it is one.
 
-    Cheap: reads the parquet footer (schema and its column types, alb's metadata, row count) and the ``round``
-    and ``accuracy`` columns; a FIFO or device is never opened. A file that cannot be read for lack of
+    Cheap: reads the parquet footer (schema and its column types, alb's metadata, row count) and the ``round``,
+    metric and ``cell_id`` columns; a FIFO or device is never opened. A file that cannot be read for lack of
     permission is not judged: PermissionError propagates."""
     try:
         with open_regular(path) as fh:
@@ -182,7 +182,7 @@ def parquet_problem(fh: BinaryIO, expected_id: str) -> str | None:
                 return "its metadata has no budget.rounds"
             if parquet.metadata.num_rows != rounds + 1:
                 return f"it has {parquet.metadata.num_rows} rows, the cell has {rounds + 1} rounds"
-            columns = parquet.read(columns=["round", metric])
+            columns = parquet.read(columns=["round", metric, "cell_id"])
     except (PermissionError, FileNotFoundError):
         raise
     except (pa.ArrowException, OSError, ValueError, AttributeError, TypeError, RecursionError) as exc:
@@ -191,6 +191,9 @@ def parquet_problem(fh: BinaryIO, expected_id: str) -> str | None:
         return f"its rounds are not 0..{rounds}"
     if columns.column(metric).null_count:
         return f"a round has no {metric}"
+    named = set(columns.column("cell_id").to_pylist())
+    if named != {expected_id}:  # the rows must say the cell their file's name and metadata say
+        return f"its rows name cell(s) {sorted(map(str, named))[:3]}, not {expected_id!r}"
     return None
 
 

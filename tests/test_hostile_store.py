@@ -579,3 +579,14 @@ def test_reading_commands_work_on_a_read_only_results_folder_with_a_damaged_cell
     err = capsys.readouterr().err
     assert "only 1 of 2 cells" in err and "Read-only" not in err  # the damaged cell is simply not counted
     assert damaged.is_file() and not (results / "cells" / QUARANTINE_DIR).exists()
+
+
+def test_cell_file_whose_rows_name_another_cell_is_damaged(copy: tuple[Path, Path, list[str]],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by the results-folder fuzz test: rows naming another id (here the id JSON-quoted) next to valid
+    metadata must not be loaded as a cell of an id nobody asked for."""
+    suite, results, (damaged_id, _) = copy
+    _cast(results / "cells" / f"{damaged_id}.parquet", "cell_id", lambda v: [json.dumps(c) for c in v])
+    with pytest.warns(DamagedFileWarning, match=f"{damaged_id}.parquet cannot be used \\(its rows name cell"):
+        assert _status_line(suite, results, capsys).endswith("2 cells: 1 done, 1 pending")
+    assert f"\"{damaged_id}\"" not in set(load_results(results)["cell_id"])
