@@ -59,6 +59,18 @@ def _mnist_like(folder: str, base: str, sums: tuple[str, str, str, str], cls: st
 
 CIFAR_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 
+_VOC = "https://thor.robots.ox.ac.uk/pascal/VOC/"
+
+
+def _voc_file(folder: str, name: str, year: str, md5: str, key: str, image_sets: tuple[str, ...]) -> RemoteFile:
+    """A VOC tar unpacked into its own folder (VOC 2007's two tars both hold VOCdevkit/VOC2007)."""
+    devkit = f"{folder}/VOCdevkit/VOC{year}"
+    return RemoteFile(f"{folder}/{name}", f"{_VOC}voc{year}/{name}", f"md5:{md5}",
+                      f"{_TV}voc.py DATASET_YEAR_DICT['{key}']", "tar",
+                      (f"{devkit}/Annotations", f"{devkit}/JPEGImages",
+                       *(f"{devkit}/ImageSets/Main/{s}.txt" for s in image_sets)))
+
+
 CARDS: dict[str, DataCard] = {card.name: card for card in (
     DataCard("digits", "scikit-learn's optical recognition of handwritten digits (8x8)",
              "https://archive.ics.uci.edu/dataset/80", "CC BY 4.0 (UCI); embedded in scikit-learn",
@@ -121,6 +133,20 @@ CARDS: dict[str, DataCard] = {card.name: card for card in (
              (RemoteFile("tiny-imagenet-200.zip", "http://cs231n.stanford.edu/tiny-imagenet-200.zip", None,
                          NOT_VERIFIED, "zip",
                          ("tiny-imagenet-200/train", "tiny-imagenet-200/val/val_annotations.txt")),)),
+    DataCard("voc2007", "PASCAL Visual Object Classes 2007 (detection)", "http://host.robots.ox.ac.uk/pascal/VOC/voc2007/",
+             "images from Flickr under their own terms; annotations for research use (the challenge's page)",
+             "Everingham et al., The PASCAL Visual Object Classes (VOC) Challenge, IJCV 88(2), 2010",
+             "pool: 5,011 trainval; test: 4,952 test (20 classes, boxes)",
+             (_voc_file("voc2007-trainval", "VOCtrainval_06-Nov-2007.tar", "2007",
+                        "c52e279531787c972589f7e41ab4ae64", "2007", ("trainval",)),
+              _voc_file("voc2007-test", "VOCtest_06-Nov-2007.tar", "2007",
+                        "b6e924de25625d8de591ea690078ad9f", "2007-test", ("test",)))),
+    DataCard("voc2012", "PASCAL Visual Object Classes 2012 (detection)", "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/",
+             "images from Flickr under their own terms; annotations for research use (the challenge's page)",
+             "Everingham et al., The PASCAL Visual Object Classes (VOC) Challenge, IJCV 88(2), 2010",
+             "pool: 5,717 train; test: 5,823 val (the test annotations are not public; 20 classes, boxes)",
+             (_voc_file("voc2012", "VOCtrainval_11-May-2012.tar", "2012",
+                        "6cd6e144f989b92b3379bac3b3de84fd", "2012", ("train", "val")),)),
 )}
 
 # init: imagenet weights alb can place in <data-dir>/weights/ itself (the names benchmark.models.imagenet looks

@@ -1,4 +1,5 @@
-"""Pascal VOC detection through torchvision's VOCDetection, downloaded into the data directory on first use.
+"""Pascal VOC detection through torchvision's VOCDetection, fetched into the data directory (`alb data fetch`, or on
+first use) as its data card says.
 
 voc2007: trainval as the pool, test as the test split. voc2012: train as the pool and val as the test split,
 since the 2012 test annotations are not public. Every image is resized to SIZE x SIZE (SSD300's input; the
@@ -9,6 +10,7 @@ them, as VOC's own does.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +24,10 @@ SIZE = 300
 CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
            "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor")
 SPLITS = {"2007": ("trainval", "test"), "2012": ("train", "val")}
-MANUAL = {
-    "2007": ("http://host.robots.ox.ac.uk/pascal/VOC/voc2007/VOCtrainval_06-Nov-2007.tar and "
-             "VOCtest_06-Nov-2007.tar", "VOCdevkit/VOC2007/ (extracted)"),
-    "2012": ("http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
-             "VOCdevkit/VOC2012/ (extracted)"),
-}
+# where each split's tar is unpacked in the data directory (benchmark/data/cards.py: VOC 2007's two tars both hold
+# VOCdevkit/VOC2007, so each gets its own folder)
+ROOTS = {("2007", "trainval"): ("voc2007-trainval",), ("2007", "test"): ("voc2007-test",),
+         ("2012", "train"): ("voc2012",), ("2012", "val"): ("voc2012",)}
 
 
 def parse_objects(annotation: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
@@ -47,17 +47,20 @@ def parse_objects(annotation: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, n
 
 
 def _fetch(year: str, image_set: str, data_dir: Path) -> Any:
+    """The split through torchvision's VOCDetection (never downloading), from the folder its data card unpacks
+    it into; missing files are fetched first under the data directory's lock (benchmark.data.fetch)."""
     import torchvision.datasets as tvd
 
-    data_dir.mkdir(parents=True, exist_ok=True)
+    from benchmark.data.fetch import ensure_dataset
+
+    ensure_dataset(f"voc{year}", data_dir)  # verified and unpacked (a no-op when `alb run` resolved it already)
+    root = data_dir / ROOTS[year, image_set][0]
     try:
-        return tvd.VOCDetection(str(data_dir), year=year, image_set=image_set, download=True)
-    except Exception as exc:  # torchvision raises URLError, RuntimeError, OSError...
-        url, where = MANUAL[year]
+        return tvd.VOCDetection(str(root), year=year, image_set=image_set, download=False)
+    except Exception as exc:  # torchvision raises RuntimeError, OSError... for an incomplete copy
         raise DatasetUnavailableError(
-            f"dataset 'voc{year}' is not in {data_dir} and could not be downloaded ({exc.__class__.__name__}: "
-            f"{exc}). Download {url} and place it as {data_dir / where}, or point --data-dir / ALB_DATA at a "
-            "folder that already holds it.") from None
+            f"dataset 'voc{year}': {root / 'VOCdevkit' / f'VOC{year}'} is incomplete ({exc.__class__.__name__}: "
+            f"{exc}); delete {root} and fetch it again with `alb data fetch voc{year}`") from None
 
 
 def _convert(voc: Any) -> dict[str, np.ndarray]:
@@ -84,7 +87,7 @@ def _split(year: str, image_set: str, data_dir: Path) -> dict[str, np.ndarray]:
         with np.load(cache) as arrays:
             return dict(arrays)
     arrays = _convert(_fetch(year, image_set, data_dir))
-    tmp = cache.with_suffix(".tmp.npz")
+    tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")  # workers may convert at once: own names
     np.savez(tmp, **arrays)
     tmp.replace(cache)
     return arrays
