@@ -166,3 +166,13 @@ def test_garbage_cell_file_is_a_problem_not_a_traceback(files: dict[str, bytes],
     doctored = repack({**files, name: b"PAR1 garbage PAR1"}, tmp_path / "b.tar.gz", reseal=True)
     code, out = _verify(doctored, capsys)
     assert code == 1 and f"{name}: cell" in out and "cannot be read" in out and "Traceback" not in out
+
+
+def test_rows_of_a_detection_cell_are_judged_by_their_map() -> None:
+    """Detection rows carry map_50 (mAP@0.5), not accuracy: verification and merging read that metric."""
+    records = [{"round": r, "n_labeled": 10 * (r + 1), "map_50": m, "selected": list(range(10 * r, 10 * r + 10))}
+               for r, m in enumerate([0.1, 1.5])]
+    rows = Rows.of(records)
+    assert rows.metric == "map_50" and rows.accuracy == [0.1, 1.5]
+    assert row_problems(rows, {"rounds": 1, "initial": 10, "query": 10}, 100) == [
+        "round 1: map_50 1.5 is not in [0, 1]"]

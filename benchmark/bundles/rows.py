@@ -1,7 +1,8 @@
 """The rows of one cell: are they a possible run of its config, and do two runs of it agree? Pure functions.
 
-Row r of a cell holds the test accuracy after training on L_r and the samples that joined in round r
-(``selected``: the initial set in row 0, one query batch after), so ``n_labeled`` is initial + r x query.
+Row r of a cell holds the test metric (accuracy; mAP@0.5 for detection) after training on L_r and the samples
+that joined in round r (``selected``: the initial set in row 0, one query batch after), so ``n_labeled`` is
+initial + r x query.
 """
 
 from __future__ import annotations
@@ -25,15 +26,20 @@ class Rows:
 
     rounds: list[int]
     n_labeled: list[int]
-    accuracy: list[float]
+    accuracy: list[float]  # the cell's test metric per round: ``metric`` names it
     macro_f1: list[float | None]
     selected: list[list[int]]
+    metric: str = "accuracy"
 
     @staticmethod
     def of(records: Sequence[dict[str, Any]]) -> Rows:
+        from benchmark.store import METRIC_COLUMNS
+
+        # a classification cell's accuracy, a detection cell's map_50 (benchmark.store.headline_metric)
+        metric = next((c for c in METRIC_COLUMNS if records and records[0].get(c) is not None), METRIC_COLUMNS[0])
         return Rows([int(r["round"]) for r in records], [int(r["n_labeled"]) for r in records],
-                    [_float(r["accuracy"]) for r in records], [_optional_float(r.get("macro_f1")) for r in records],
-                    [_indices(r["selected"]) for r in records])
+                    [_float(r.get(metric)) for r in records], [_optional_float(r.get("macro_f1")) for r in records],
+                    [_indices(r["selected"]) for r in records], metric)
 
 
 def _indices(value: Any) -> list[int]:
@@ -80,7 +86,7 @@ def row_problems(rows: Rows, budget: dict[str, Any], pool_size: int | None) -> l
         if repeated:
             problems.append(f"round {r}: samples selected twice: {repeated[:5]}")
         seen.update(batch)
-        for name, value in (("accuracy", rows.accuracy[r]), ("macro_f1", rows.macro_f1[r])):
+        for name, value in ((rows.metric, rows.accuracy[r]), ("macro_f1", rows.macro_f1[r])):
             problem = _score_problem(name, value)
             if problem:
                 problems.append(f"round {r}: {problem}")
@@ -106,5 +112,5 @@ def runs_difference(a: Rows, b: Rows, exact: bool, tolerance: float = DEFAULT_TO
             return f"round {r}: different samples selected"
         if (exact and x != y) or not abs(x - y) <= tolerance:
             bound = "identical" if exact else f"within {tolerance}"
-            return f"round {r}: accuracy {x:.6f} vs {y:.6f} (expected {bound})"
+            return f"round {r}: {a.metric} {x:.6f} vs {y:.6f} (expected {bound})"
     return None

@@ -14,7 +14,7 @@ import pandas as pd
 
 from benchmark.leaderboard.merge import Disagreement
 from benchmark.leaderboard.sources import Source
-from benchmark.report.frame import Protocol
+from benchmark.report.frame import Protocol, metric_name
 from benchmark.report.stats import ALPHA, Test
 from benchmark.report.tables import BoardRow, board_rows, protocol_titles
 
@@ -70,6 +70,8 @@ def board(protocol: Protocol, title: str, differs_in: list[str], rows: pd.DataFr
     entries, target = board_rows(rows)
     by_label = {label: g for label, g in rows.groupby("strategy_label")}
     return {"slug": protocol.slug, "title": title, "protocol": dict(protocol.settings),
+            # what the *_accuracy numbers and the AUBC are of: accuracy, or mAP@0.5 on a detection board
+            "metric": metric_name(rows),
             "versions": protocol.versions(), "differs_from_other_boards_in": differs_in,
             "random_final_accuracy": _pct(target),
             "entries": [_entry(r, by_label[r.label], cell_sources, sources) for r in entries],

@@ -19,7 +19,7 @@ from benchmark.bundles.rows import DEFAULT_TOLERANCE, Rows, runs_difference, sam
 from benchmark.leaderboard.sources import CellRows
 from benchmark.versions import VERSION_PREFIX
 
-AVERAGED_COLUMNS = ("accuracy", "macro_f1", "train_loss", "train_seconds", "query_seconds")
+AVERAGED_COLUMNS = ("accuracy", "macro_f1", "map_50", "map", "train_loss", "train_seconds", "query_seconds")
 
 
 @dataclass(frozen=True)
