@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.columns import PLUGIN_PREFIX as PLUGIN_PREFIX  # result columns: plugin.strategy, ...
-from benchmark.component_info import BackboneInfo, DatasetInfo, StrategyInfo
+from benchmark.component_info import TASKS, BackboneInfo, DatasetInfo, StrategyInfo
 from benchmark.errors import ConfigError
 
 ENTRY_POINT_GROUPS = {"strategy": "alb.strategies", "backbone": "alb.backbones", "dataset": "alb.datasets"}
@@ -147,6 +147,9 @@ def facts_problem(kind: str, declaration: Declaration) -> str | None:
         return f"its target {declaration.target!r} is not 'module.path:Attribute'"
     if not isinstance(info.version, int) or isinstance(info.version, bool) or info.version < 1:
         return f"version must be a positive int, got {info.version!r}"
+    tasks = info.tasks if isinstance(info, StrategyInfo) else (info.task,)
+    if not isinstance(tasks, tuple) or not tasks or any(t not in TASKS for t in tasks):
+        return f"its task(s) {tasks!r} are not among {', '.join(TASKS)}"
     if isinstance(info, StrategyInfo):
         if info.kind not in STRATEGY_KINDS:
             return f"kind {info.kind!r} is not one of {', '.join(STRATEGY_KINDS)}"

@@ -220,5 +220,7 @@ def test_facts_problem_checks_kind_and_version() -> None:
     assert "a strategy declares a benchmark.registry.StrategyInfo" in str(plugins.facts_problem("strategy", wrong_kind))
     zero = plugins.Declaration("a.b:C", "", StrategyInfo("plain", version=0))
     assert "version must be a positive int" in str(plugins.facts_problem("strategy", zero))
+    segmentation = plugins.Declaration("a.b:C", "", StrategyInfo("plain", tasks=("segmentation",)))  # type: ignore[arg-type]
+    assert "are not among classification, detection" in str(plugins.facts_problem("strategy", segmentation))
     with pytest.raises(ConfigError, match="cannot be found"):
         plugins.package_sha256("no_such_package_anywhere")
