@@ -172,7 +172,10 @@ def _extract(archive: Path, kind: str, into: Path) -> None:
     elif kind == "zip+tgz":  # Caltech-101: a zip holding 101_ObjectCategories.tar.gz (and annotations)
         inner = into / ".zip"
         _extract(archive, "zip", inner)
-        for tgz in inner.rglob("*.tar.gz"):
+        for tgz in sorted(inner.rglob("*.tar.gz")):
+            # a zip made on macOS holds '__MACOSX/**/._NAME' resource forks named like the archives: not tars
+            if tgz.name.startswith("._") or "__MACOSX" in tgz.relative_to(inner).parts:
+                continue
             _extract(tgz, "tar", into)
         shutil.rmtree(inner)
     else:
