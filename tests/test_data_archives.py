@@ -28,6 +28,7 @@ from benchmark.data import DATASETS
 from benchmark.data import cards as cards_module
 from benchmark.data.fetch import MIRROR_ENV
 from benchmark.data.loading import load_dataset
+from benchmark.errors import DatasetUnavailableError
 
 OFFLINE = "http://127.0.0.1:9"
 
@@ -242,13 +243,24 @@ def test_stl10(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.C
     members = {f"stl10_binary/{n}": body for n, body in bins.items()}
     members["stl10_binary/class_names.txt"] = "\n".join(f"class{i}" for i in range(10)).encode()
     members["stl10_binary/fold_indices.txt"] = b"0 1 2\n"
-    # torchvision checks every binary file against its own md5 before reading it
-    for attr in ("train_list", "test_list"):
-        monkeypatch.setattr(tvd.STL10, attr, [[n, hashlib.md5(bins[n]).hexdigest()] for n, _ in getattr(tvd.STL10,
-                                                                                                          attr)])
     small_registry(monkeypatch, "stl10", 5, 3)
     fetch_from_mirror(monkeypatch, capsys, "stl10", {"stl10_binary.tar.gz": tar_gz(members)}, tmp_path)
     assert_loaded("stl10", tmp_path, x_train, y_train, x_test, y_test)
+    # torchvision's STL10 reads the same arrays (once its md5s are those of the small files)
+    for attr in ("train_list", "test_list"):
+        monkeypatch.setattr(tvd.STL10, attr, [[n, hashlib.md5(bins[n]).hexdigest()] for n, _ in getattr(tvd.STL10,
+                                                                                                          attr)])
+    reference = tvd.STL10(str(tmp_path), split="train")
+    assert np.array_equal(reference.data, x_train) and reference.labels.tolist() == y_train
+    # the unused unlabelled images (2.6 GB in the real archive) may be deleted: alb does not read them
+    (tmp_path / "stl10_binary" / "unlabeled_X.bin").unlink()
+    load_dataset.cache_clear()
+    assert_loaded("stl10", tmp_path, x_train, y_train, x_test, y_test)
+    # a truncated image file is named, not a reshape traceback
+    (tmp_path / "stl10_binary" / "test_X.bin").write_bytes(bins["test_X.bin"][:-10])
+    load_dataset.cache_clear()
+    with pytest.raises(DatasetUnavailableError, match=r"test_X\.bin holds"):
+        load_dataset("stl10", tmp_path)
 
 
 # ---------------------------------------------------------------- Caltech-101: a zip holding a .tar.gz
