@@ -16,6 +16,7 @@ import pickle
 import struct
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -372,3 +373,42 @@ matrix:
     out = capsys.readouterr().out
     assert f"init imagenet, resnet18_cifar: {data / original.path}" in out
     assert (data / original.path).read_bytes() == body
+
+
+def damaged_deflate_zip() -> bytes:
+    """A zip in Tiny ImageNet's layout whose deflated data is damaged so that zlib itself fails (zlib.error, not
+    zipfile's BadZipFile): the bytes flipped are found once, by trying, so the test does not hang on zlib's
+    internals."""
+    body = bytes(np.random.default_rng(7).integers(0, 20, 200_000, dtype=np.uint8))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("tiny-imagenet-200/train/n01443537/images/n01443537_0.JPEG", body)
+        zf.writestr("tiny-imagenet-200/val/val_annotations.txt", b"")
+    good = buffer.getvalue()
+    for start in range(100, len(good) - 300, 101):
+        damaged = bytearray(good)
+        for i in range(start, start + 8):
+            damaged[i] ^= 0x5A
+        try:
+            with zipfile.ZipFile(io.BytesIO(bytes(damaged))) as zf:
+                for name in zf.namelist():
+                    zf.read(name)
+        except zlib.error:
+            return bytes(damaged)
+        except zipfile.BadZipFile:
+            continue
+    raise AssertionError("no damage found that zlib rejects")
+
+
+def test_a_damaged_zip_without_checksum_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Tiny ImageNet has no published checksum: a damaged download is caught only when it is unpacked."""
+    with data_server() as server:
+        server.files["tiny-imagenet-200.zip"] = damaged_deflate_zip()
+        monkeypatch.setenv(MIRROR_ENV, server.url)
+        assert cli.main(["data", "fetch", "tiny_imagenet", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "tiny-imagenet-200.zip is damaged or truncated: unpacking it failed (error:" in err
+    assert "delete it and fetch it again" in err and "Traceback" not in err
+    assert not (tmp_path / "tiny-imagenet-200").exists()
+    assert [p.name for p in (tmp_path / ".alb").iterdir()] == ["locks"]  # no unpack.* folder left behind

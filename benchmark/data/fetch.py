@@ -25,6 +25,7 @@ import urllib.error
 import urllib.request
 import uuid
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,9 +194,10 @@ def unpack(file: RemoteFile, data_dir: Path) -> None:
     try:
         try:
             _extract(archive, file.extract, tmp)
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        # zlib.error: a damaged deflate stream in a zip (Tiny ImageNet's has no published checksum to catch it)
+        except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
             raise DatasetUnavailableError(f"is damaged or truncated: unpacking it failed ({type(exc).__name__}: "
-                                          f"{exc})") from None
+                                          f"{exc}); delete it and fetch it again") from None
         for entry in sorted(tmp.iterdir()):
             final = target_dir / entry.name
             if final.exists():
