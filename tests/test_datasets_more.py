@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-import torchvision.datasets as tvd
 from PIL import Image
 
 from benchmark.data import CLASS_COUNTS, DATASETS, dataset_info, is_known_dataset, parse_spec
@@ -120,15 +119,14 @@ def test_caltech101_missing_gives_manual_download(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- STL-10
 
 
-class FakeSTL10:
-    def __init__(self, root: str, split: str, download: bool) -> None:
-        n = 6 if split == "train" else 4
-        self.data = np.random.default_rng(n).integers(0, 256, (n, 3, 96, 96), dtype=np.uint8)
-        self.labels = np.arange(n, dtype=np.uint8) % 10
-
-
 def test_stl10_shapes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tvd, "STL10", FakeSTL10)
+    """The binary files read directly (tests/test_data_archives.py fetches a whole small archive)."""
+    folder = tmp_path / "stl10_binary"
+    folder.mkdir()
+    for split, n in (("train", 6), ("test", 4)):
+        (folder / f"{split}_X.bin").write_bytes(np.random.default_rng(n).integers(0, 256, n * 3 * 96 * 96,
+                                                                                  dtype=np.uint8).tobytes())
+        (folder / f"{split}_y.bin").write_bytes(bytes(i % 10 + 1 for i in range(n)))  # labels 1..10 on disk
     monkeypatch.setattr("benchmark.data.fetch.ensure_dataset", lambda name, data_dir: None)
     data = sets.load_stl10(tmp_path)
     assert data.train_x.shape == (6, 3, 96, 96) and data.test_x.shape == (4, 3, 96, 96)

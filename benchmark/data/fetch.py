@@ -25,6 +25,7 @@ import urllib.error
 import urllib.request
 import uuid
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,7 +173,10 @@ def _extract(archive: Path, kind: str, into: Path) -> None:
     elif kind == "zip+tgz":  # Caltech-101: a zip holding 101_ObjectCategories.tar.gz (and annotations)
         inner = into / ".zip"
         _extract(archive, "zip", inner)
-        for tgz in inner.rglob("*.tar.gz"):
+        for tgz in sorted(inner.rglob("*.tar.gz")):
+            # a zip made on macOS holds '__MACOSX/**/._NAME' resource forks named like the archives: not tars
+            if tgz.name.startswith("._") or "__MACOSX" in tgz.relative_to(inner).parts:
+                continue
             _extract(tgz, "tar", into)
         shutil.rmtree(inner)
     else:
@@ -190,9 +194,10 @@ def unpack(file: RemoteFile, data_dir: Path) -> None:
     try:
         try:
             _extract(archive, file.extract, tmp)
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        # zlib.error: a damaged deflate stream in a zip (Tiny ImageNet's has no published checksum to catch it)
+        except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
             raise DatasetUnavailableError(f"is damaged or truncated: unpacking it failed ({type(exc).__name__}: "
-                                          f"{exc})") from None
+                                          f"{exc}); delete it and fetch it again") from None
         for entry in sorted(tmp.iterdir()):
             final = target_dir / entry.name
             if final.exists():

@@ -196,21 +196,37 @@ def load_caltech101(data_dir: Path) -> ImageDataset:
 # ---------------------------------------------------------------- STL-10
 
 
+STL10_FOLDER = "stl10_binary"
+
+
+def _stl10_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """<split>_X.bin (uint8, each channel of each 96x96 image stored column by column) and <split>_y.bin
+    (one uint8 label 1..10 per image) as NCHW images and 0-based labels."""
+    images = np.fromfile(folder / f"{split}_X.bin", dtype=np.uint8)
+    labels = np.fromfile(folder / f"{split}_y.bin", dtype=np.uint8).astype(np.int64) - 1
+    if images.size != len(labels) * 3 * 96 * 96:
+        raise DatasetUnavailableError(f"{folder / f'{split}_X.bin'} holds {images.size:,} bytes, not the "
+                                      f"{len(labels):,} 96x96 RGB images {split}_y.bin labels; delete {folder} "
+                                      f"and run `alb data fetch stl10 --data-dir {folder.parent}`")
+    return np.ascontiguousarray(images.reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2)), labels
+
+
 def load_stl10(data_dir: Path) -> ImageDataset:
-    """torchvision's STL10: the labelled train split (5,000) as the pool, test (8,000); 96x96 RGB."""
+    """STL-10's labelled train split (5,000) as the pool, test (8,000); 96x96 RGB.
+
+    Read from the binary files directly, as torchvision's STL10 would: that class first md5-hashes every file,
+    unlabeled_X.bin (2.6 GB, unused) included, on each load of each split, and refuses a folder without it;
+    benchmark.data.fetch verified the archive once already."""
     import torch
-    import torchvision.datasets as tvd
 
     from benchmark.data.base import from_arrays
     from benchmark.data.torchvision_sets import _fetch
 
-    train, test = _fetch("stl10", data_dir, lambda dl: (tvd.STL10(str(data_dir), split="train", download=dl),
-                                                        tvd.STL10(str(data_dir), split="test", download=dl)))
-    # torchvision's STL10 holds uint8 N x 3 x 96 x 96 already
-    return from_arrays("stl10", torch.from_numpy(np.ascontiguousarray(train.data, dtype=np.uint8)),
-                       torch.as_tensor(np.asarray(train.labels, dtype=np.int64)),
-                       torch.from_numpy(np.ascontiguousarray(test.data, dtype=np.uint8)),
-                       torch.as_tensor(np.asarray(test.labels, dtype=np.int64)), 10)
+    folder = data_dir / STL10_FOLDER
+    (x_train, y_train), (x_test, y_test) = _fetch(
+        "stl10", data_dir, lambda _dl: (_stl10_split(folder, "train"), _stl10_split(folder, "test")))
+    return from_arrays("stl10", torch.from_numpy(x_train), torch.from_numpy(y_train), torch.from_numpy(x_test),
+                       torch.from_numpy(y_test), 10)
 
 
 # ---------------------------------------------------------------- parametric: npz and image_folder
