@@ -464,7 +464,8 @@ def _resolved_detection(cell: CellConfig, task: str) -> DetectionConfig | None:
         return None
     training = cell.training
     unsupported = {"augmentation": (training.augmentation, ("standard", "none")), "head": (training.head, ("full",)),
-                   "semi": (training.semi, ("none",)), "aux": (training.aux, (None, "none")),
+                   "semi": (training.semi, ("none",)),
+                   "aux": (training.aux, (None, "none", "loss_prediction")),
                    "flip": (training.flip, ("auto", "on", "off"))}
     for key, (value, allowed) in unsupported.items():
         if value not in allowed:

@@ -233,3 +233,68 @@ def test_detection_cell_resumes_after_sigkill_to_identical_rows(tmp_path: Path) 
     rows = _comparable(killed)
     assert rows == _comparable(clean)
     assert len(rows) == 3 and all(0 <= r["map_50"] <= 1 and 0 <= r["map"] <= r["map_50"] for r in rows)
+
+
+# ---------------------------------------------------------------- learning loss (LL4AL on the SSD)
+
+
+def test_per_image_multibox_losses_average_to_torchvisions_loss() -> None:
+    from benchmark.detection.loss_prediction import ssd_image_losses
+    from benchmark.detection.models import small_ssd
+
+    torch.manual_seed(0)
+    model = small_ssd(11, 1, 64, [0.5], [0.25]).train()
+    images = [torch.rand(1, 64, 64) for _ in range(4)]
+    boxes = [[[5.0, 5.0, 25.0, 25.0]], [[5.0, 5.0, 25.0, 25.0], [30.0, 30.0, 50.0, 54.0]], [[10.0, 12.0, 30.0, 40.0]],
+             []]  # the last image has no object
+    targets = [{"boxes": torch.tensor(b).reshape(-1, 4), "labels": torch.arange(1, len(b) + 1)} for b in boxes]
+    reference = sum(model(images, targets).values())
+    per_image, maps = ssd_image_losses(model, images, targets)
+    assert torch.allclose(per_image.mean(), reference, rtol=1e-5)
+    assert per_image[3] == 0 and (per_image[:3] > 0).all()  # no positive anchor, no mined negative
+    assert [tuple(m.shape[1:]) for m in maps] == [(32, 8, 8), (64, 4, 4), (64, 2, 2), (64, 1, 1)]  # what the head reads
+
+
+def test_learning_loss_selects_detection_images_by_predicted_loss() -> None:
+    from benchmark.detection.pool import DetectionPool
+    from benchmark.strategies.base import SelectionContext
+    from benchmark.strategies.learning_loss import LearningLoss
+
+    unlabeled = np.array([3, 5, 8, 9])
+    pool = DetectionPool(lambda: [], "mean", "background", 11, lambda: np.array([0.2, 1.5, -0.3, 0.9]))
+    ctx = SelectionContext(unlabeled, np.array([0]), np.random.default_rng(0), detections=pool)
+    assert LearningLoss().select(ctx, 2).tolist() == [5, 9]
+    without = SelectionContext(unlabeled, np.array([0]), np.random.default_rng(0),
+                               detections=DetectionPool(lambda: [], "mean", "background", 11))
+    with pytest.raises(RuntimeError, match=r"training\.aux: loss_prediction"):
+        LearningLoss().select(without, 2)
+
+
+def test_learning_loss_detection_cell_runs_end_to_end(tmp_path: Path) -> None:
+    from benchmark.detection.learner import DetectionCellData, DetectionLearnerFactory
+    from benchmark.training.execution import Execution
+
+    cell = _cell(strategy="learning_loss", training={"epochs": 2, "batch_size": 8})
+    assert cell.training.aux == "loss_prediction" and cell.training.aux_detach_epoch == 1
+    assert _cell().training.aux == "none" and _cell(training={"aux": "loss_prediction"}).training.aux_detach_epoch
+    suite = write_suite(tmp_path, "detll", SUITE.replace("least_confidence", "learning_loss").replace(
+        "name: detresume", "name: detll"))
+    result = run_alb("run", str(suite), "--results", str(tmp_path / "out"), "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    rows = load_results(tmp_path / "out").sort_values("round")
+    assert len(rows) == 3 and all(len(s) == 8 for s in rows["selected"])
+    # the learner's predicted losses decide the selection: the top ones of a trained module
+    data = DetectionCellData.load(cell, tmp_path / "nodata", Execution.for_device("cpu"))
+    learner = DetectionLearnerFactory(cell, data, tmp_path).build(0)
+    learner.train(np.arange(10), np.empty(0, np.int64), np.empty(0, np.int64), 0, lambda *_: None)
+    unlabeled = data.unlabeled(np.arange(10))[:40]
+    pool = learner.pool(unlabeled, np.arange(10))
+    losses = pool.predicted_losses()
+    assert losses.shape == (40,) and np.isfinite(losses).all() and np.ptp(losses) > 0
+    from benchmark.strategies.base import SelectionContext
+    from benchmark.strategies.learning_loss import LearningLoss
+
+    chosen = LearningLoss().select(SelectionContext(unlabeled, np.arange(10), np.random.default_rng(0),
+                                                    detections=pool), 5)
+    assert sorted(chosen.tolist()) == sorted(unlabeled[np.argsort(-losses)[:5]].tolist())
+    assert set(learner.weights()["aux"]) == set(learner.aux.module.state_dict())  # warm starts keep the module

@@ -15,9 +15,17 @@ from benchmark.config import CellConfig, DetectionConfig
 from benchmark.data import dataset_info
 from benchmark.data.loading import load_dataset
 from benchmark.detection.dataset import DetectionDataset
+from benchmark.detection.loss_prediction import DetectionLossPrediction
 from benchmark.detection.models import build_detector
 from benchmark.detection.pool import DetectionPool
-from benchmark.detection.train import BoxSet, box_probabilities, evaluate_detector, train_detector
+from benchmark.detection.train import (
+    EVAL_BATCH,
+    BoxSet,
+    as_floats,
+    box_probabilities,
+    evaluate_detector,
+    train_detector,
+)
 from benchmark.errors import ConfigError
 from benchmark.seeding import derive_seed
 from benchmark.training.augment import resolve_flip
@@ -75,11 +83,12 @@ class DetectionCellData:
 
 @dataclass
 class DetectionLearner:
-    """A detector for one round."""
+    """A detector for one round, with LL4AL's loss-prediction module when training.aux asks for it."""
 
     model: nn.Module
     data: DetectionCellData
     cfg: CellConfig
+    aux: DetectionLossPrediction | None = None
     task = "detection"
 
     @property
@@ -89,9 +98,12 @@ class DetectionLearner:
 
     def load_weights(self, weights: Weights) -> None:
         self.model.load_state_dict(weights["model"])
+        if self.aux is not None:
+            self.aux.load_state_dict(weights["aux"])
 
     def weights(self) -> Weights:
-        return {"model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}, "aux": {}}
+        aux = self.aux.state_dict() if self.aux is not None else {}
+        return {"model": _cpu_copy(self.model.state_dict()), "aux": _cpu_copy(aux)}
 
     def train(self, labeled: np.ndarray, pseudo_index: np.ndarray, pseudo_label: np.ndarray, round_index: int,
               on_epoch: EpochCallback) -> TrainResult:
@@ -102,7 +114,7 @@ class DetectionLearner:
         torch.manual_seed(derive_seed(cfg.seed, round_index, "train"))  # the transforms.v2 draws
         hflip = resolve_flip(cfg.training.flip, data.hflip)
         return train_detector(self.model, data.pool, np.sort(labeled), cfg.training, self.detection, hflip,
-                              data.mean, generator, on_epoch, data.execution)
+                              data.mean, generator, on_epoch, data.execution, self.aux)
 
     def evaluate(self) -> dict[str, float]:
         return evaluate_detector(self.model, self.data.test, self.data.execution)
@@ -112,7 +124,16 @@ class DetectionLearner:
         data, det = self.data, self.detection
         positions = torch.as_tensor(unlabeled, device=data.device)
         return DetectionPool(lambda: box_probabilities(self.model, data.pool.x[positions], det, data.execution),
-                             det.aggregation, det.empty_image, data.dataset.num_classes + 1)
+                             det.aggregation, det.empty_image, data.dataset.num_classes + 1,
+                             None if self.aux is None else lambda: self.predicted_losses(positions))
+
+    def predicted_losses(self, positions: torch.Tensor) -> np.ndarray:
+        """The loss-prediction module's predicted loss of the pool images at ``positions``."""
+        assert self.aux is not None
+        images = self.data.pool.x[positions]
+        parts = [self.aux.predict(self.model, as_floats(chunk), self.data.execution)
+                 for chunk in images.split(EVAL_BATCH)]
+        return torch.cat(parts).cpu().numpy().astype(np.float64) if parts else np.empty(0)
 
 
 @dataclass
@@ -137,4 +158,17 @@ class DetectionLearnerFactory:
                                cfg.init == "imagenet", self.weights_dir,
                                score_thresh=cfg.detection.score_threshold, nms_thresh=cfg.detection.nms_threshold,
                                detections_per_img=cfg.detection.detections_per_image).to(data.device)
-        return DetectionLearner(model, data, cfg)
+        return DetectionLearner(model, data, cfg, self._aux_module(model))
+
+    def _aux_module(self, model: nn.Module) -> DetectionLossPrediction | None:
+        training = self.cfg.training
+        if training.aux != "loss_prediction":
+            return None
+        assert training.aux_weight is not None and training.aux_detach_epoch is not None
+        example = as_floats(self.data.pool.x[:1])[0]
+        return DetectionLossPrediction.build(model, example, training.aux_weight, training.aux_margin,  # type: ignore[arg-type]
+                                             training.aux_detach_epoch)
+
+
+def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in state.items()}

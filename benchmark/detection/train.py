@@ -12,6 +12,7 @@ from torchvision.ops import batched_nms, clip_boxes_to_image
 
 from benchmark.config import DetectionConfig, TrainingConfig
 from benchmark.detection.augment import augment_batch, ssd_transform
+from benchmark.detection.loss_prediction import DetectionLossPrediction
 from benchmark.detection.metrics import detection_map
 from benchmark.training.execution import Execution
 from benchmark.training.loop import (
@@ -40,19 +41,25 @@ class BoxSet:
         return [{"boxes": self.boxes[i], "labels": self.labels[i], "difficult": self.difficult[i]} for i in positions]
 
 
-def _as_floats(images: torch.Tensor) -> list[torch.Tensor]:
+def as_floats(images: torch.Tensor) -> list[torch.Tensor]:
     return list(images.float().div_(255.0).unbind(0))
 
 
 def train_detector(model: nn.Module, data: BoxSet, labeled: np.ndarray, training: TrainingConfig,
                    detection: DetectionConfig, hflip: bool, fill: list[float], generator: torch.Generator,
-                   on_epoch: EpochCallback | None, execution: Execution) -> TrainResult:
+                   on_epoch: EpochCallback | None, execution: Execution,
+                   aux: DetectionLossPrediction | None = None) -> TrainResult:
     """SSD's multibox loss (smooth-L1 boxes + hard-negative-mined cross-entropy, torchvision's) on the labeled
-    images, with the SSD augmentation when training.augmentation is standard."""
+    images, with the SSD augmentation when training.augmentation is standard; with ``aux`` (training.aux:
+    loss_prediction), LL4AL's loss-prediction module is trained jointly."""
     start = time.perf_counter()
     device = data.x.device
     model.train()
-    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], training.optimizer)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if aux is not None:
+        aux.module.train()
+        params += aux.parameters()
+    optimizer = make_optimizer(params, training.optimizer)
     scheduler = make_scheduler(optimizer, training.schedule, training.epochs)
     transform = (ssd_transform(data.x.shape[-1], data.x.shape[1], hflip, detection.expand_max, fill)
                  if training.augmentation == "standard" else None)
@@ -66,11 +73,13 @@ def train_detector(model: nn.Module, data: BoxSet, labeled: np.ndarray, training
                 images, targets = augment_batch(data.x[chosen], [data.boxes[i] for i in chosen],
                                                 [data.labels[i] for i in chosen], transform)
             else:
-                images = _as_floats(data.x[chosen])
+                images = as_floats(data.x[chosen])
                 targets = [{"boxes": data.boxes[i], "labels": data.labels[i]} for i in chosen]
             with execution.autocast():
-                losses = model(images, targets)
-            loss = sum(losses.values())
+                if aux is None:
+                    loss = sum(model(images, targets).values())
+                else:
+                    loss = aux.training_loss(model, images, targets, epoch)
             optimizer_step(loss, optimizer)  # type: ignore[arg-type]
             loss_sum += loss.detach() * len(chosen)  # type: ignore[union-attr]
         final = end_epoch(scheduler, loss_sum, len(labeled), epoch, training.epochs, on_epoch)
@@ -85,7 +94,7 @@ def detect(model: nn.Module, images: torch.Tensor, execution: Execution) -> list
     for chunk in images.split(EVAL_BATCH):
         with execution.autocast():
             out += [{k: v.float() if v.is_floating_point() else v for k, v in d.items()}
-                    for d in model(_as_floats(chunk))]
+                    for d in model(as_floats(chunk))]
     return out
 
 
@@ -104,7 +113,7 @@ def box_probabilities(model: nn.Module, images: torch.Tensor, detection: Detecti
     result: list[np.ndarray] = []
     for chunk in images.split(EVAL_BATCH):
         with execution.autocast():
-            batch, _ = model.transform(_as_floats(chunk))
+            batch, _ = model.transform(as_floats(chunk))
             features = model.backbone(batch.tensors)
             features = list(features.values()) if isinstance(features, dict) else [features]
             head = model.head(features)

@@ -100,8 +100,9 @@ STRATEGIES.register("ent_gradnorm", "benchmark.strategies.gradnorm:EntropyGradNo
 
 STRATEGIES.register("learning_loss", "benchmark.strategies.learning_loss:LearningLoss",
                     "LL4AL: highest loss predicted by the jointly trained loss-prediction module "
-                    "(Yoo & Kweon 2019); sets training.aux: loss_prediction",
-                    _plain("loss_prediction", **_LOSS_PREDICTION))
+                    "(Yoo & Kweon 2019); sets training.aux: loss_prediction; on detection, the module reads the "
+                    "SSD's multi-scale feature maps (LL4AL Sec. 4.2)",
+                    _plain("loss_prediction", **_LOSS_PREDICTION, **_BOTH))
 STRATEGIES.register("lplgrad", "benchmark.strategies.learning_loss:LPLGrad",
                     "LPLgrad: loss-prediction module trained jointly, selection by entropy gradient norm "
                     "(seed 002)", _plain("network", "loss_prediction", **_LOSS_PREDICTION))

@@ -9,12 +9,16 @@ from benchmark.strategies.gradnorm import EntropyGradNorm
 
 
 class LearningLoss(Strategy):
-    """LL4AL (Yoo & Kweon 2019): label the samples with the *highest* predicted loss."""
+    """LL4AL (Yoo & Kweon 2019): label the samples with the *highest* predicted loss (on detection, the images
+    with the highest predicted detection loss, from the module on the SSD's feature maps)."""
 
     name = "learning_loss"
 
     def select(self, ctx: SelectionContext, budget: int) -> np.ndarray:
-        losses = ctx.require_pool().predicted_losses().cpu().numpy()
+        if ctx.detections is not None:
+            losses = ctx.detections.predicted_losses()
+        else:
+            losses = ctx.require_pool().predicted_losses().cpu().numpy()
         return ctx.unlabeled[top_k(losses, budget)]
 
 
