@@ -173,6 +173,8 @@ def test_detection_cells_resolve_their_settings_and_reject_misfits() -> None:
                        ({"dataset": "digits"}, "is a detection model"),
                        ({"backbone": "ssd300_vgg16"}, "needs RGB images"),
                        ({"training": {"augmentation": "strong"}}, "not available for detection"),
+                       ({"training": {"aux": "discriminator"}}, "not available for detection"),
+                       ({"strategy": "lplgrad"}, "cannot select for detection"),
                        ({"dataset": "digits", "backbone": "small_cnn", "detection": {}}, "detection datasets only")):
         with pytest.raises((ValueError, ConfigError), match=words):
             _cell(**bad)
