@@ -122,7 +122,8 @@ class TrainingConfig(StrictModel):
     aux: Literal["none", "loss_prediction", "discriminator", "wasserstein"] | None = Field(
         None, description="auxiliary module trained jointly with any strategy (seed 001 sections 5-6): "
         "loss_prediction = LL4AL's module (on a detector: over the SSD's multi-scale feature maps, target = "
-        "each image's detection loss; the only module detection cells accept), discriminator = JLS's labeled-vs-unlabeled discriminator on "
+        "each image's detection loss; the only module detection cells accept), discriminator = JLS's "
+        "labeled-vs-unlabeled discriminator on "
         "the shared backbone (trains with unlabeled data), wasserstein = WAAL's critic on the shared "
         "backbone in a min-max game with gradient penalty (trains with unlabeled data); null = auto: what "
         "the strategy needs (learning_loss, lplgrad: loss_prediction; jls: discriminator; waal: "
