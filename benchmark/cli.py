@@ -257,12 +257,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from functools import partial
 
     from benchmark.executors import check_device_and_threads, run_with_executor
-    from benchmark.executors.common import pending_cells
-    from benchmark.plugin_check import check_cells
     from benchmark.progress import make_reporter
 
     check_device_and_threads(args)
-    check_cells(pending_cells(suite, store, args.force))  # a broken plugin: one error before any cell starts
     outcome = run_with_executor(args, suite, store, resolve_data_dir(args.data_dir),
                                 partial(make_reporter, quiet=args.quiet))
     if outcome is None:  # submitted to a cluster without --wait

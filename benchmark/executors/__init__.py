@@ -62,12 +62,14 @@ def run_with_executor(args: argparse.Namespace, suite: Suite, store: SuiteStore,
     from benchmark.data.requirements import require_inputs
     from benchmark.executors.common import pending_cells
     from benchmark.executors.local import run_in_process, run_workers
+    from benchmark.plugin_check import check_cells
 
     _check_flags(args)
     settings = settings_from_args(args, suite, data_dir)
     cells = [select_cell(suite, args.cell)] if args.cell is not None else pending_cells(suite, store, args.force)
-    # the data of the cells to run, fetched and verified once here (not by each task), or one error before any
-    # cell starts
+    # what the cells to run need, checked once here (not by each task), or one error before any cell starts:
+    # the plugins they run, and their data, fetched and verified
+    check_cells(cells)
     require_inputs(cells, settings.data_dir, [str(args.suite)])
     if args.cell is not None:
         return run_in_process(suite, store, settings, reporter_factory, only=[cells[0].id])
