@@ -34,6 +34,7 @@ from benchmark.dataset_versions import PARAMETRIC_DATASET_VERSIONS as PARAMETRIC
 if TYPE_CHECKING:
     from benchmark.config import CellConfig
     from benchmark.plugins import Origin
+    from benchmark.registry import Registry
 
 # the AL loop's network side: the trainer (benchmark/training), the learner, the pool passes every strategy reads
 # (strategies/pool_model.py) and the round loop (runner.py), with everything they import
@@ -114,15 +115,15 @@ def component_versions(config: CellConfig | dict[str, Any]) -> dict[str, int]:
     return versions
 
 
-def component_origins(config: CellConfig | dict[str, Any]) -> dict[str, Origin]:
-    """The plugins among the components a cell runs (same roles as :func:`component_versions`): their
-    distribution, version and sources enter the cell id and the rows (benchmark.plugins)."""
+def named_components(config: CellConfig | dict[str, Any]) -> list[tuple[str, Registry[Any, Any], str]]:
+    """(role, registry, name) of each registered component a cell names, in the roles of
+    :func:`component_versions` (a dataset given by path is no registry entry and is left out)."""
     from benchmark.data import DATASETS, parse_spec
     from benchmark.models import BACKBONES
     from benchmark.strategies import STRATEGIES, phase_strategies
 
     c = config if isinstance(config, dict) else config.canonical()
-    roles: list[tuple[str, Any, str]] = []
+    roles: list[tuple[str, Registry[Any, Any], str]] = []
     if "strategy" in c:
         initial, rounds = phase_strategies(c["strategy"], c.get("initial_strategy"))
         roles += [("strategy", STRATEGIES, c["strategy"]), ("initial_strategy", STRATEGIES, initial),
@@ -131,12 +132,14 @@ def component_origins(config: CellConfig | dict[str, Any]) -> dict[str, Origin]:
         roles.append(("backbone", BACKBONES, c["backbone"]))
     if "dataset" in c and parse_spec(c["dataset"]) is None:
         roles.append(("dataset", DATASETS, c["dataset"]))
-    origins = {}
-    for role, registry, name in roles:
-        origin = registry.entry(name).origin
-        if origin is not None:
-            origins[role] = origin
-    return origins
+    return roles
+
+
+def component_origins(config: CellConfig | dict[str, Any]) -> dict[str, Origin]:
+    """The plugins among the components a cell runs, by role: their distribution, version and sources enter
+    the cell id and the rows (benchmark.plugins)."""
+    return {role: origin for role, registry, name in named_components(config)
+            if (origin := registry.entry(name).origin) is not None}
 
 
 def plugin_identities(config: CellConfig | dict[str, Any]) -> dict[str, dict[str, str]]:

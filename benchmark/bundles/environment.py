@@ -47,15 +47,12 @@ def component_table() -> dict[str, Component]:
 def plugin_identities(configs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """The plugin components (benchmark.plugins) the given cell configurations run: kind, name, target, and
     the identity (distribution, version, sources sha256) that is also in their cell ids and rows."""
-    from benchmark.strategies import phase_strategies
-    from benchmark.versions import component_origins
+    from benchmark.versions import named_components
 
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for config in configs:
-        initial, rounds = phase_strategies(config["strategy"], config.get("initial_strategy"))
-        names = {"strategy": config["strategy"], "initial_strategy": initial, "rounds_strategy": rounds,
-                 "backbone": config.get("backbone"), "dataset": config.get("dataset")}
-        for role, origin in component_origins(config).items():
-            kind = "strategy" if role.endswith("strategy") else role
-            found[kind, str(names[role])] = {"kind": kind, "name": str(names[role]), **origin.identity()}
+        for _, registry, name in named_components(config):
+            origin = registry.entry(name).origin
+            if origin is not None:
+                found[registry.kind, name] = {"kind": registry.kind, "name": name, **origin.identity()}
     return [found[key] for key in sorted(found)]
