@@ -22,10 +22,16 @@ CHUNK = 1 << 20
 _memory: dict[str, str] = {}  # signature -> digest, this process
 
 
-def cache_dir() -> Path:
+def alb_cache_root() -> Path:
+    """alb's per-user cache: $ALB_CACHE_DIR, else $XDG_CACHE_HOME/alb, else ~/.cache/alb."""
     base = os.environ.get("ALB_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "alb")
-    return Path(base) / "input_digests"
+    return Path(base)
+
+
+def cache_dir() -> Path:
+    """Where the digests are remembered across processes."""
+    return alb_cache_root() / "input_digests"
 
 
 def stat_regular(path: Path, what: str) -> os.stat_result:

@@ -121,10 +121,10 @@ def _convert(hf: HfSpec, split: Any, size: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def cache_path(hf: HfSpec, train: Any, test: Any) -> Path:
-    from benchmark.digests import cache_dir
+    from benchmark.digests import alb_cache_root
 
     key = hashlib.sha256(f"{ARRAYS_VERSION}\0{hf}\0{train._fingerprint}\0{test._fingerprint}".encode())
-    return cache_dir().parent / "hf" / f"{key.hexdigest()[:24]}.npz"
+    return alb_cache_root() / "hf" / f"{key.hexdigest()[:24]}.npz"
 
 
 @functools.lru_cache(maxsize=8)
