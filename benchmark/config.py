@@ -294,9 +294,13 @@ class CellConfig(StrictModel):
     @classmethod
     def _init(cls, v: str) -> str:
         if v.startswith("checkpoint:"):
+            from benchmark.inputs import checkpoint_path
+
             if not v.removeprefix("checkpoint:").strip():
                 raise ValueError("init 'checkpoint:' needs a path, e.g. 'checkpoint:weights/simsiam.pt'")
-            if problem := checkpoint_file_problem(Path(v.removeprefix("checkpoint:").strip()).expanduser()):
+            path = checkpoint_path(v)
+            assert path is not None  # v starts with checkpoint:
+            if problem := checkpoint_file_problem(path):
                 raise ValueError(problem)
             return v
         if v not in INIT_CHOICES:

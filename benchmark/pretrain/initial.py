@@ -13,6 +13,7 @@ import torch
 from benchmark.config import PretrainingConfig
 from benchmark.data.base import ImageDataset
 from benchmark.errors import ConfigError
+from benchmark.inputs import checkpoint_path
 from benchmark.models.base import Backbone, build_backbone
 from benchmark.pretrain import cache
 from benchmark.pretrain.checkpoint import HEAD_PREFIX, OPTIONAL_SUFFIXES, backbone_state, checkpoint_state
@@ -46,8 +47,7 @@ def initial_backbone_state(init: str, backbone: str, data: ImageDataset, hflip: 
     """
     if init == "scratch":
         return None
-    if init.startswith("checkpoint:"):
-        path = Path(init.removeprefix("checkpoint:").strip()).expanduser()
+    if (path := checkpoint_path(init)) is not None:
         return checkpoint_state(path, backbone, data.num_classes, data.channels)
     if init == "imagenet":
         return _imagenet_state(backbone, data, weights_dir)
